@@ -1,0 +1,69 @@
+"""Run budgets, seeds and devices: the one switch every chapter reads.
+
+The budget is chosen by the environment variable ``LOCALDIFF_BUDGET`` (``quick``, ``standard`` or
+``full``). Without it the default is ``quick`` on a machine with no GPU and ``standard`` with one.
+Chapters never hard-code sizes: they ask :func:`pick` for the value that belongs to the current
+budget. See the introduction of the book ("Run budgets") for what each budget costs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+BUDGETS = ("quick", "standard", "full")
+ENV_VAR = "LOCALDIFF_BUDGET"
+
+T = TypeVar("T")
+
+
+def budget() -> str:
+    """The current run budget: ``LOCALDIFF_BUDGET`` if set, else ``quick`` without a GPU, ``standard`` with one."""
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if not value:
+        return "standard" if torch.cuda.is_available() else "quick"
+    if value not in BUDGETS:
+        raise ValueError(
+            f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not a run budget; "
+            f"set it to one of {', '.join(BUDGETS)} (or unset it for the automatic default)."
+        )
+    return value
+
+
+def pick(*, quick: T, standard: T, full: T) -> T:
+    """Return the value for the current budget, e.g. ``pick(quick=300, standard=3000, full=20000)``."""
+    return {"quick": quick, "standard": standard, "full": full}[budget()]
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is present, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Fix every random source (Python, NumPy, torch on CPU and GPU) and return a seeded CPU generator.
+
+    Two runs of a chapter in the quick budget on the same machine then print the same numbers.
+    cuDNN autotuning is switched off so that GPU convolutions pick the same algorithms each run.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    return torch.Generator().manual_seed(int(seed))
+
+
+def describe() -> str:
+    """One line naming the budget, device, and versions; chapters print it in their first cell."""
+    dev = default_device()
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    return f"budget={budget()} device={name} torch={torch.__version__}"

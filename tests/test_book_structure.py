@@ -1,0 +1,75 @@
+"""The book's structure: jupytext pairs in sync, Colab install cells and launch links agree with ``_config.yml``."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jupytext
+import pytest
+
+from localdiff_lib import course
+
+NOTEBOOKS = [md for md in course.chapters() if course.is_notebook(md)]
+IDS = [md.stem for md in NOTEBOOKS]
+
+
+def _cells(nb):
+    return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"]]
+
+
+def test_every_toc_page_exists():
+    missing = [str(p) for p in course.chapters() if not p.exists()]
+    assert not missing, f"_toc.yml lists pages that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=IDS)
+def test_pair_has_not_drifted(md):
+    """The committed .ipynb has exactly the cells of its .md (compared by content, never by file times)."""
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{md.name} has no paired {ipynb.name}; run `python -m localdiff_lib.course sync`"
+    committed = json.loads(ipynb.read_text())
+    fresh = json.loads(jupytext.writes(jupytext.read(md), fmt="ipynb"))
+    assert _cells(committed) == _cells(fresh), (
+        f"{ipynb.name} has drifted from {md.name}; run `python -m localdiff_lib.course sync`"
+    )
+    outputs = [c for c in committed["cells"] if c["cell_type"] == "code" and c.get("outputs")]
+    assert not outputs, f"{ipynb.name} is committed with outputs; strip them (`python -m localdiff_lib.course sync`)"
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=IDS)
+def test_first_code_cell_installs_in_colab_only(md):
+    nb = jupytext.read(md)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert first.source == course.install_cell_source(), (
+        f"{md.name}: the first code cell is not the Colab install cell; run `python -m localdiff_lib.course sync`"
+    )
+    assert 'if "google.colab" in sys.modules:' in first.source
+    m = re.search(r"git\+(\S+)@(\S+?)\"", first.source)
+    assert m and m.group(1) == course.repository_url() and m.group(2) == course.pinned_ref()
+
+
+def test_repository_url_is_set_in_one_place():
+    url = course.repository_url()
+    assert url == "https://github.com/local-diffusion/local-diffusion-course"
+    hits = []
+    for p in course.ROOT.rglob("*"):
+        if p.is_file() and p.suffix in {".py", ".yml", ".yaml", ".toml", ".txt", ".cfg"} and not {"_build", "tests", ".git"} & set(p.parts):
+            if "local-diffusion/local-diffusion-course" in p.read_text(errors="ignore"):
+                hits.append(p.relative_to(course.ROOT).as_posix())
+    assert hits == ["_config.yml"], f"the repository URL must be set only in _config.yml, also found in {hits}"
+
+
+def test_install_does_not_pin_torch():
+    """A Colab install must keep Colab's torch: the library asks for ranges only."""
+    text = (course.ROOT / "pyproject.toml").read_text()
+    deps = re.search(r"dependencies = \[(.*?)\]", text, re.S).group(1)
+    for line in re.findall(r'"(torch[^"]*)"', deps):
+        assert "==" not in line and "<" not in line, f"pyproject pins {line!r}: Colab would reinstall torch"
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=IDS)
+def test_launch_link_points_at_committed_notebook(md):
+    url = course.colab_url(md)
+    assert url.startswith("https://colab.research.google.com/github/local-diffusion/local-diffusion-course/blob/main/book/")
+    assert md.with_suffix(".ipynb").exists()
