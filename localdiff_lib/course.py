@@ -8,6 +8,7 @@ is used by the chapters at run time.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -64,8 +65,8 @@ def chapters(root: Path = ROOT) -> list[Path]:
 
 
 def is_notebook(md: Path) -> bool:
-    """A page is an executable notebook when its front matter names a kernel."""
-    return "kernelspec:" in md.read_text().split("\n---", 1)[0]
+    """A page is an executable notebook when its front matter names a kernel (a missing page is not)."""
+    return md.exists() and "kernelspec:" in md.read_text().split("\n---", 1)[0]
 
 
 def colab_url(md: Path, root: Path = ROOT) -> str:
@@ -92,7 +93,9 @@ def sync(root: Path = ROOT) -> list[Path]:
             md.write_text(new)
             changed.append(md)
         nb = jupytext.read(md)
-        for c in nb.cells:
+        for i, c in enumerate(nb.cells):
+            # stable cell ids (by position) so that regenerating a pair does not churn the .ipynb
+            c["id"] = hashlib.sha1(f"{md.stem}:{i}".encode()).hexdigest()[:8]
             if c.cell_type == "code":
                 c.outputs, c.execution_count = [], None
         jupytext.write(nb, md.with_suffix(".ipynb"))

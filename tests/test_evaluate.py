@@ -1,0 +1,124 @@
+"""Recovery experiment, image grids, Fréchet distance (known answers on Gaussians), the classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from localdiff_lib import evaluate, path
+from localdiff_lib.evaluate import frechet_distance, frechet_distance_from_stats, recovery_grid, recovery_mse
+from localdiff_lib.models import LocalDenoiser
+from localdiff_lib.sampling import HybridSchedule
+
+
+class PointMassOracle(nn.Module):
+    """The exact denoiser when every image equals the constant ``c`` (a radius-0 noise predictor)."""
+
+    def __init__(self, c=0.3, prediction="noise"):
+        super().__init__()
+        self.c, self.prediction, self.radius = c, prediction, 0
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t):
+        tt = path.expand_t(t, x)
+        z = (x - (1 - tt) * self.c) / tt.clamp_min(1e-12)
+        return path.convert(z, "noise", self.prediction, x, t) + 0 * self.dummy
+
+
+def test_an_exact_model_recovers_perfectly_at_every_T():
+    images = torch.full((5, 1, 6, 6), 0.3)
+    mse = recovery_mse(PointMassOracle(), images, [0.0, 0.2, 0.5, 0.9, 1.0], data_mean=torch.full((1, 6, 6), 0.3))
+    assert mse.shape == (5,)
+    assert np.all(mse < 1e-10)
+    assert mse[0] == 0.0  # T = 0: nothing to undo
+
+
+def test_identity_model_recovers_nothing_and_mse_grows_with_T():
+    class Identity(nn.Module):  # predicts x0_hat = x_t: integrating its flow leaves x_T unchanged
+        prediction, radius = "x0", 0
+
+        def __init__(self):
+            super().__init__()
+            self.dummy = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t):
+            return x + 0 * self.dummy
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(50, 1, 8, 8, generator=g)
+    Ts = [0.1, 0.3, 0.6]
+    mse = recovery_mse(Identity(), images, Ts, seed=4)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(4))
+    expected = [float((path.interpolate(images, noise, T) - images).pow(2).mean()) for T in Ts]
+    np.testing.assert_allclose(mse, expected, rtol=1e-4)
+    per = recovery_mse(Identity(), images, Ts, seed=4, per_image=True)
+    assert per.shape == (3, 50) and np.allclose(per.mean(1), mse)
+
+
+def test_recovery_grid_rows_and_hybrid_input():
+    torch.manual_seed(0)
+    local = {r: LocalDenoiser(radius=r, channels=2, emb_dim=4) for r in (3, 1)}
+    images = torch.rand(4, 1, 28, 28)
+    grid = recovery_grid(local, PointMassOracle(prediction="velocity"), images, [0.1, 0.4], steps_per_unit_time=10)
+    assert grid.rows == [1, 3, "global"] and grid.shape == (3, 2) and np.asarray(grid).shape == (3, 2)
+    assert grid[0, 1] == grid.mse[0, 1] and np.array_equal(grid.row("global"), grid.mse[2])
+    # a schedule that is local-only gives the same numbers as the local model itself
+    alone = recovery_mse(HybridSchedule.local_only(local[1]), images, [0.1, 0.4], steps_per_unit_time=10)
+    np.testing.assert_array_equal(alone, grid.row(1))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        recovery_mse(local[1], images, [0.5, 1.2])
+
+
+def test_image_grid_layout():
+    x = torch.arange(5 * 4, dtype=torch.float32).reshape(5, 1, 2, 2)
+    g = evaluate.image_grid(x, nrow=3, padding=1)
+    assert g.shape == (2 * 3 + 1, 3 * 3 + 1)
+    assert np.array_equal(g[1:3, 1:3], x[0, 0].numpy()) and np.array_equal(g[4:6, 4:6], x[4, 0].numpy())
+    assert g[0, 0] == 1.0 and g[4, 7] == 1.0  # padding, and the empty sixth cell
+    with pytest.raises(ValueError, match="one-channel"):
+        evaluate.image_grid(torch.zeros(2, 3, 4, 4))
+
+
+def test_frechet_distance_of_gaussians_with_a_known_answer():
+    # commuting covariances: d = |mu1 - mu2|^2 + sum (sqrt(a_i) - sqrt(b_i))^2
+    a, b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    exact = 1 + 0 + 4 + (1 - 3) ** 2 + (2 - 1) ** 2 + 0
+    rot = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]  # a common rotation keeps them commuting
+    d = frechet_distance_from_stats(rot @ mu1, rot @ np.diag(a) @ rot.T, rot @ mu2, rot @ np.diag(b) @ rot.T)
+    assert d == pytest.approx(exact, abs=1e-9)
+    # non-commuting 2x2 case against the closed form tr(C1)+tr(C2)-2 sqrt(tr(C1 C2) + 2 sqrt(det(C1 C2)))
+    c1 = np.array([[2.0, 0.5], [0.5, 1.0]])
+    c2 = np.array([[1.0, -0.3], [-0.3, 0.5]])
+    m = c1 @ c2
+    closed = np.trace(c1) + np.trace(c2) - 2 * np.sqrt(np.trace(m) + 2 * np.sqrt(np.linalg.det(m)))
+    assert frechet_distance_from_stats(np.zeros(2), c1, np.zeros(2), c2) == pytest.approx(closed, abs=1e-9)
+    assert abs(frechet_distance_from_stats(np.zeros(2), c1, np.zeros(2), c1)) < 1e-9
+
+
+def test_frechet_distance_of_samples():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20000, 3))
+    y = rng.normal(size=(20000, 3)) * 2 + 1  # N(1, 4 I): distance 3 * 1 + 3 * (2 - 1)^2 = 6
+    assert frechet_distance(x, y) == pytest.approx(6.0, abs=0.15)
+    assert frechet_distance(torch.tensor(x), torch.tensor(x)) == pytest.approx(0.0, abs=1e-8)
+    with pytest.raises(ValueError, match="same d"):
+        frechet_distance(x, y[:, :2])
+
+
+def test_classifier_learns_a_separable_toy_problem():
+    # bright top half vs bright bottom half: any working classifier gets this right
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = 0.2 * torch.rand(n, 1, 28, 28, generator=g)
+    images[labels == 0, :, :14] += 0.6
+    images[labels == 1, :, 14:] += 0.6
+    clf = evaluate.train_classifier(images, labels, steps=30, batch_size=32, width=8, device="cpu")
+    assert evaluate.accuracy(clf, images, labels) > 0.95
+    assert evaluate.features(clf, images[:7]).shape == (7, 128)
+    assert evaluate.predict(clf, images[:3]).sum(1).allclose(torch.ones(3))
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        clf(torch.zeros(2, 1, 32, 32))
