@@ -2,11 +2,30 @@
 
 Each module is one idea that a chapter teaches:
 
-- :mod:`localdiff_lib.config`   run budgets (``LOCALDIFF_BUDGET``), seeds, devices (Introduction)
-- :mod:`localdiff_lib.path`     the path ``X_t = (1-t) X_0 + t Z`` and prediction conversions (Diffusion and flow matching)
+- :mod:`localdiff_lib.config`      run budgets (``LOCALDIFF_BUDGET``), seeds, devices (Introduction)
+- :mod:`localdiff_lib.path`        the path ``X_t = (1-t) X_0 + t Z`` and the one place where velocity, noise,
+                                   clean-image and score predictions are converted (Notation; Diffusion and flow matching)
+- :mod:`localdiff_lib.toy`         exact Gaussian mixtures on the path: density, score, posterior means (Diffusion and
+                                   flow matching; Fokker–Planck)
+- :mod:`localdiff_lib.models`      the global U-Net and the strictly local ``LocalDenoiser(radius=r)``; parameter and
+                                   multiply-add counts (Locality and receptive fields)
+- :mod:`localdiff_lib.locality`    gradient footprints: measuring what an output pixel depends on (Locality and receptive fields)
+- :mod:`localdiff_lib.data`        MNIST and Fashion-MNIST from a verified local source (Local versus global denoisers)
+- :mod:`localdiff_lib.train`       one ``fit`` for every denoiser, checkpoints (Local versus global denoisers)
+- :mod:`localdiff_lib.sampling`    Euler/Heun probability-flow ODE solvers and hybrid local/global schedules
+- :mod:`localdiff_lib.evaluate`    the recovery experiment, image grids, a small classifier, Fréchet distance
+- :mod:`localdiff_lib.info`        exact (conditional) mutual information: Gaussians, GMRF, noisy AR(1), two-class
+                                   mixture, Ising (CMI and the Markov length; Phases)
+- :mod:`localdiff_lib.estimators`  MINE, NWJ, InfoNCE, SMILE behind one interface; CMI by the chain rule (Estimating CMI)
+- :mod:`localdiff_lib.markov`      fitting the Markov length ``xi`` with an uncertainty (CMI and the Markov length)
+- :mod:`localdiff_lib.cmi_map`     the paper's CMI map on MNIST from a bank of critics, and its Gaussian surrogate
+- :mod:`localdiff_lib.grading`     autograder checks of the assignments; :mod:`localdiff_lib.classroom` the student
+                                   build and assignment generation
+- :mod:`localdiff_lib.course`      maintainer tools: chapter list, Colab install cells, jupytext pairs
+- ``python -m localdiff_lib.bench`` and ``python -m localdiff_lib.bench_cmi`` print benchmark tables
 
-Submodules are imported lazily by name (``import localdiff_lib.models``); importing the package
-does no I/O and touches no network.
+Submodules are imported by name (``from localdiff_lib import models``); importing the package does no I/O and
+touches no network.
 """
 
 from .config import BUDGETS, budget, default_device, describe, pick, seed_everything

@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .course import ROOT, _yaml, chapters, is_notebook
+from .course import ROOT, _yaml, chapters, is_notebook, read_chapter
 
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"
@@ -312,15 +312,12 @@ def generate_assignments(root: Path = ROOT, check: bool = False) -> list[Path]:
 DESCRIBE = re.compile(r"budget=(\w+) device=(.+?) torch=(\S+)")
 
 
-def _read_like_myst_nb(md: Path):
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from myst_parser.config.main import MdParserConfig
-
-    return read_myst_markdown_notebook(md.read_text(), MdParserConfig(), add_source_map=True, path=md)
 
 
 def _title(md: Path) -> str:
-    m = re.search(r"^# (.+)$", md.read_text(), re.M)
+    """The page's first level-1 heading (outside code blocks), else its file stem."""
+    text = re.sub(r"^(`{3,}).*?^\1", "", md.read_text(), flags=re.M | re.S)
+    m = re.search(r"^# (.+)$", text, re.M)
     return m.group(1).strip() if m else md.stem
 
 
@@ -342,7 +339,7 @@ def chapter_run_times(root: Path = ROOT, cache_path: Path | None = None) -> list
         row = {"chapter": md.stem, "title": _title(md), "seconds": None, "budget": None, "device": None,
                "torch": None, "python": None, "when": None}
         try:
-            record = cache.match_cache_notebook(_read_like_myst_nb(md))
+            record = cache.match_cache_notebook(read_chapter(md))
         except KeyError:
             rows.append(row)
             continue
@@ -388,7 +385,7 @@ def measure(out: Path, budget: str | None = None, root: Path = ROOT, only: list[
         for md in chapters(root):
             if not (md.exists() and is_notebook(md)) or md.stem == STATUS_PAGE.stem or (only and md.stem not in only):
                 continue
-            run = single_nb_execution(_read_like_myst_nb(md), cwd=str(md.parent), allow_errors=False, timeout=3600,
+            run = single_nb_execution(read_chapter(md), cwd=str(md.parent), allow_errors=False, timeout=3600,
                                       meta_override=True)
             result["chapters"][md.stem] = None if run.err is not None else round(run.time, 1)
             print(f"{md.stem}: {'failed' if run.err is not None else f'{run.time:.1f} s'}", flush=True)

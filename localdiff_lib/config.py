@@ -67,3 +67,12 @@ def describe() -> str:
     dev = default_device()
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     return f"budget={budget()} device={name} torch={torch.__version__}"
+
+
+def autocast(device: torch.device | str, enabled: bool | None = None):
+    """bf16 autocast for training and sampling. By default it is on only for GPUs with native bf16 (compute
+    capability 8.0 or newer: A100, H100, ...); on older GPUs such as Colab's T4 and on CPUs it runs in fp32."""
+    device = torch.device(device)
+    if enabled is None:
+        enabled = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bool(enabled))

@@ -69,6 +69,14 @@ def is_notebook(md: Path) -> bool:
     return md.exists() and "kernelspec:" in md.read_text().split("\n---", 1)[0]
 
 
+def read_chapter(md: Path):
+    """Read a MyST chapter exactly as the book build (MyST-NB) does, so that execution-cache hashes agree."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_parser.config.main import MdParserConfig
+
+    return read_myst_markdown_notebook(md.read_text(), MdParserConfig(), add_source_map=True, path=md)
+
+
 def colab_url(md: Path, root: Path = ROOT) -> str:
     """The Colab address of a chapter's paired notebook (what the page's launch button opens)."""
     owner_repo = repository_url(root).split("github.com/", 1)[1]

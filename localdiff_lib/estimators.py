@@ -240,6 +240,7 @@ def train_critic_bank(
     device: str | torch.device | None = None,
     bf16: bool | None = None,
     log_every: int = 50,
+    num_threads: int | None = None,
 ) -> BankResult:
     """Train ``K`` critics together and evaluate them on held-out data with fresh noise.
 
@@ -247,9 +248,22 @@ def train_critic_bank(
     (``split`` is ``"train"`` or ``"eval"``: the evaluation samples must come from data not used in training).
     ``masks`` ``(G, c, D)`` gives the context of the ``c`` critics of each group (see :class:`CriticBank`); e.g. a
     group per (seed, t), whose critics share their batches, which makes differences such as ``I(A:BC) - I(A:B)``
-    less noisy. ``bf16`` (default: on CUDA) runs the critics under bfloat16 autocast. Returns
-    :class:`BankResult` with the held-out values, flattened in the order ``k = g * c + j``.
+    less noisy. ``bf16`` (default: on CUDA) runs the critics under bfloat16 autocast. ``num_threads`` sets torch's
+    CPU threads for this call only (restored afterwards). Returns :class:`BankResult` with the held-out values,
+    flattened in the order ``k = g * c + j``.
     """
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        return _train_critic_bank(sampler, masks, a_idx, bound, steps, batch, lr, hidden, features, eval_batches, clip,
+                                  ema_rate, seed, device, bf16, log_every)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train_critic_bank(sampler, masks, a_idx, bound, steps, batch, lr, hidden, features, eval_batches, clip, ema_rate,
+                       seed, device, bf16, log_every) -> BankResult:
     _check_bound(bound)
     if steps < 1 or batch < 2 or eval_batches < 2:
         raise ValueError("need steps >= 1, batch >= 2 and eval_batches >= 2 (the CI needs at least two batches)")

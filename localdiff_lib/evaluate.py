@@ -1,6 +1,6 @@
 """Evaluating denoisers: the paper's recovery experiment, image grids, a small classifier and a Fréchet distance.
 
-Recovery (chapter "Local denoisers"): noise held-out images to time ``T`` with seeded noise, integrate the
+Recovery (chapter "Local versus global denoisers"): noise held-out images to time ``T`` with seeded noise, integrate the
 probability-flow ODE back to ``t = 0`` with a model (or a hybrid schedule), and report the mean squared
 error against the clean images, for a grid of ``T`` and of radii ``r`` (receptive-field radius) plus the
 global model. The same noise draw is used for every ``T`` and every model, so rows and columns differ only

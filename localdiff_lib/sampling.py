@@ -4,7 +4,7 @@ The probability-flow ODE of the path ``X_t = (1 - t) X_0 + t Z`` is ``dx/dt = v(
 Whatever a model predicts, its velocity comes from :func:`localdiff_lib.path.to_velocity`: for a noise
 predictor ``v = z_hat - (x - t z_hat) / (1 - t)``. The authors' local sampler steps ``x <- x - dt * z_hat``
 instead, dropping the clean-image term; even a perfect model then shrinks the image towards
-``(1 - T) x0`` (chapter "Local denoisers").
+``(1 - T) x0`` (chapter "Local versus global denoisers").
 
 Integration runs from ``t_start`` down to ``t_end`` on a uniform grid of ``steps`` steps. A
 :class:`HybridSchedule` says which model integrates which part of ``[0, 1]``: the step from ``t_k`` to
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import path
+from .config import autocast
 from .models import count_macs, skip_value_checks
 
 SOLVERS = ("euler", "heun")
@@ -138,7 +139,7 @@ def _macs_of(model: nn.Module, h: int, w: int) -> int:
     return cache[(h, w)]
 
 
-def velocity(model: nn.Module, x: torch.Tensor, t: float, data_mean: torch.Tensor | None = None, amp: bool = False):
+def velocity(model: nn.Module, x: torch.Tensor, t: float, data_mean: torch.Tensor | None = None, amp: bool | None = None):
     """The probability-flow velocity of ``model`` at ``(x, t)`` (a Python float ``t``), through the path module.
 
     Returns ``(v, called)``; ``called`` is ``False`` when no model call was needed (a noise or score
@@ -154,7 +155,7 @@ def velocity(model: nn.Module, x: torch.Tensor, t: float, data_mean: torch.Tenso
         x0 = data_mean.to(x.device, x.dtype).expand_as(x)
         return path.to_velocity(x0, "x0", x, t), False
     tt = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+    with autocast(x.device, amp):
         pred = model(x, tt)
     return path.to_velocity(pred.to(x.dtype), kind, x, tt), True
 
@@ -177,7 +178,7 @@ def ode_solve(
     ``model_or_schedule``: a denoiser (any ``prediction`` kind) or a :class:`HybridSchedule`. ``x_start``:
     ``(N, 1, H, W)`` images at time ``t_start`` (on the models' device). ``solver``: ``"euler"`` (one
     evaluation per step) or ``"heun"`` (two). Returns ``(x, record)``, or ``(x, record, trajectory)`` with
-    the list of states at every grid time when ``return_trajectory``. ``amp``: bf16 autocast (default on GPU).
+    the list of states at every grid time when ``return_trajectory``. ``amp``: bf16 autocast (default: on GPUs with native bf16 only, see :func:`localdiff_lib.config.autocast`).
     """
     schedule = as_schedule(model_or_schedule)
     if solver not in SOLVERS:
@@ -190,7 +191,6 @@ def ode_solve(
         raise ValueError(f"need 0 <= t_end <= t_start <= 1 (integration runs from noise towards data); got t_start={t_start}, t_end={t_end}")
     if not isinstance(steps, int) or steps < 0 or (steps == 0 and t_start > t_end):
         raise ValueError(f"steps must be a positive integer; got {steps!r}")
-    amp = (x_start.device.type == "cuda") if amp is None else bool(amp)
     n, _, h, w = x_start.shape
     record = SolveRecord(images=n, steps=steps, solver=solver)
     grid = [t_start + (t_end - t_start) * k / steps for k in range(steps + 1)] if steps else [t_start]

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from . import path
+from .config import autocast
 from .models import check_prediction, skip_value_checks
 
 T_SAMPLERS = ("logit-normal", "uniform")
@@ -106,8 +107,7 @@ def _prediction(model: nn.Module) -> str:
 
 
 def _amp(device: torch.device, amp: bool | None):
-    use = (device.type == "cuda") if amp is None else bool(amp)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use)
+    return autocast(device, amp)
 
 
 @torch.no_grad()
@@ -259,7 +259,7 @@ def fit(
     at the end; with ``resume=True`` an existing file is loaded first (weights, optimizer, EMA, step, losses)
     and training continues. ``held_out``: images whose loss is evaluated at the end with a fixed noise draw.
     ``seed`` fixes batches, times and noise: the same call twice gives the same losses. ``device``: default
-    the models' device. ``amp``: bf16 autocast (default: on a GPU only).
+    the models' device. ``amp``: bf16 autocast (default: on GPUs with native bf16 only, see :func:`localdiff_lib.config.autocast`).
     """
     models, many = _as_list(model)
     kinds = [_prediction(m) for m in models]

@@ -60,6 +60,16 @@ def test_repository_url_is_set_in_one_place():
     assert hits == ["_config.yml"], f"the repository URL must be set only in _config.yml, also found in {hits}"
 
 
+def test_citations_name_the_same_repository():
+    """CITATION.cff and the course's bib entry must agree with the one URL in _config.yml."""
+    url = course.repository_url()
+    cff = (course.ROOT / "CITATION.cff").read_text()
+    assert f'repository-code: "{url}"' in cff
+    bib = (course.ROOT / "references.bib").read_text()
+    entry = bib[bib.index("@misc{localdiffcourse2026"):]
+    assert f"url          = {{{url}}}" in entry.split("\n}", 1)[0]
+
+
 def test_install_does_not_pin_torch():
     """A Colab install must keep Colab's torch: the library asks for ranges only."""
     text = (course.ROOT / "pyproject.toml").read_text()

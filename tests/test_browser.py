@@ -32,7 +32,7 @@ SHOTS = ROOT / "_build" / "screenshots"
 REQUIRE = os.environ.get("LOCALDIFF_REQUIRE_BUILD") == "1"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--virtual-time-budget=20000"]
+                  "--disable-dev-shm-usage", "--hide-scrollbars", "--virtual-time-budget=20000"]   # small /dev/shm in containers
 COLAB = "https://colab.research.google.com/github/"
 
 

@@ -14,18 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from localdiff_lib.course import ROOT, chapters, is_notebook
+from localdiff_lib.course import ROOT, chapters, is_notebook, read_chapter
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 NOTEBOOKS = [md for md in chapters() if is_notebook(md)]
-
-
-def _read_like_myst_nb(md: Path):
-    """Read a MyST chapter exactly as the book build does, so that the cache hashes agree."""
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from myst_parser.config.main import MdParserConfig
-
-    return read_myst_markdown_notebook(md.read_text(), MdParserConfig(), add_source_map=True, path=md)
 
 
 @pytest.mark.chapter
@@ -36,7 +28,7 @@ def test_chapter_executes(md: Path, monkeypatch):
     from jupyter_cache.executors.utils import single_nb_execution
 
     monkeypatch.setenv("LOCALDIFF_BUDGET", os.environ.get("LOCALDIFF_BUDGET", "quick"))
-    nb = _read_like_myst_nb(md)
+    nb = read_chapter(md)
     cache = get_cache(str(CACHE))
     try:
         cache.match_cache_notebook(nb)

@@ -128,7 +128,8 @@ def test_every_assignment_is_graded_and_listed(md):
 
 def test_student_toc_swaps_only_instructor_assignments(tmp_path):
     (tmp_path / "book" / "assignments").mkdir(parents=True)
-    (tmp_path / "book" / "assignments" / "hw1.md").write_text("x")
+    (tmp_path / "book" / "assignments" / "hw1.md").write_text("---\nkernelspec:\n  name: python3\n---\n# HW 1\n")
+    (tmp_path / "book" / "assignments" / "about.md").write_text("# About the assignments\n")   # a plain page
     (tmp_path / "_toc.yml").write_text(
         "root: book/intro\nparts:\n  - chapters:\n      - file: book/assignments/about\n"
         "      - file: book/assignments/hw1\n      - file: book/hw1\n")
@@ -200,7 +201,7 @@ def test_run_times_come_from_the_current_sources_record(tmp_path):
     md = tmp_path / "book" / "ch.md"
     md.write_text((ROOT / "book" / "status.md").read_text().split("```{code-cell}")[0].replace("mystnb:\n  execution_mode: force\n", "")
                   + "```{code-cell} ipython3\nimport localdiff_lib as ld\nprint(ld.describe())\n```\n")
-    nb = classroom._read_like_myst_nb(md)
+    nb = course.read_chapter(md)
     res = single_nb_execution(nb, cwd=str(tmp_path), allow_errors=False, timeout=120, meta_override=True)
     assert res.err is None
     cache = get_cache(str(tmp_path / "cache"))
@@ -274,7 +275,7 @@ def _executed(md: Path):
     from jupyter_cache import get_cache
 
     try:
-        record = get_cache(str(classroom.CACHE)).match_cache_notebook(classroom._read_like_myst_nb(md))
+        record = get_cache(str(classroom.CACHE)).match_cache_notebook(course.read_chapter(md))
         return get_cache(str(classroom.CACHE)).get_cache_bundle(record.pk).nb
     except KeyError:
         return _execute(md, allow_errors=False)

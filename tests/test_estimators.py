@@ -122,7 +122,7 @@ def _gauss3(n, rng):
 # Tolerance: the interval across seeds covers the estimator's variance, not its bias. Every bound is a lower bound
 # on its own term and a critic trained for 600 steps at batch 128 sits below the optimum; on this model we measured
 # the gap of each term at 0.02-0.04 nats (I(A:BC) = 0.530 estimated 0.49-0.52), so a CMI must lie within its CI
-# plus 0.06 nats of the truth. InfoNCE and SMILE run in the fast suite; all five in the slow one.
+# plus 0.06 nats of the truth. SMILE runs in the fast suite, the other four in the slow one.
 BIAS = 0.06
 
 
@@ -134,13 +134,12 @@ def _check_cmi(bound, steps=600):
     return est
 
 
-@pytest.mark.parametrize("bound", ["infonce", "smile"])
-def test_cmi_of_a_gaussian_fast(bound):
-    _check_cmi(bound)
+def test_cmi_of_a_gaussian_fast():
+    _check_cmi("smile")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bound", ["mine", "dv", "nwj"])
+@pytest.mark.parametrize("bound", ["mine", "dv", "nwj", "infonce"])
 def test_cmi_of_a_gaussian_all_bounds(bound):
     _check_cmi(bound)
 
@@ -172,16 +171,20 @@ def test_data_processing_does_not_increase_mi():
 
 
 @pytest.mark.slow
-def test_noisy_gmrf_cmi_is_recovered():
-    # the exact model of chapter "CMI and the Markov length": a 5x5 GMRF at t = 0.5, A the centre, B radius 1
-    cov0 = info.gmrf_covariance((5, 5), 0.5) * 4.0
-    cov = info.path_covariance(cov0, 0.5)
-    A, B, C = info.regions((5, 5), None, 1)
+@pytest.mark.parametrize("bound", ["smile", "infonce"])
+def test_small_cmi_of_the_noisy_ar1_chain_is_recovered(bound):
+    # the hidden Markov chain of chapter "CMI and the Markov length": 11 sites, rho = 0.95, t = 0.4, A the centre,
+    # B the two neighbours: I(A:C|B) = 0.0758 exactly (I(A:BC) = 0.456). Both terms are trained on the same batches,
+    # so their training gaps largely cancel in the difference: measured errors -0.005 to -0.010 nats, so we allow the
+    # CI + 0.02 nats, and the CI must exclude 0 (the estimator resolves a CMI of this size).
+    cov = info.ar1_covariance(11, 0.95, t=0.4)
+    A, B, C = info.regions((11,), None, 1)
     exact = info.gaussian_cmi(cov, A, B, C)
     Lc = np.linalg.cholesky(cov)
 
     def sample(n, rng):
-        return rng.standard_normal((n, 25)) @ Lc.T
+        return rng.standard_normal((n, 11)) @ Lc.T
 
-    est = E.estimate_cmi(sample, A, B, C, bound="smile", seeds=3, steps=800, batch=128, lr=1e-3)
-    assert abs(est.value - exact) < est.half_width + BIAS, (str(est), exact)
+    est = E.estimate_cmi(sample, A, B, C, bound=bound, seeds=3, steps=800, batch=128, lr=1e-3)
+    assert abs(est.value - exact) < est.half_width + 0.02, (str(est), exact)
+    assert est.ci[0] > 0, str(est)
