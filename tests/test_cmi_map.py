@@ -9,12 +9,7 @@ import torch
 from localdiff_lib import cmi_map, info
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MU, SIGMA0, SIDE = 0.2, 0.05, 7

@@ -13,13 +13,7 @@ from localdiff_lib import estimators as E
 from localdiff_lib import info
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the critics here are tiny; a second BLAS thread only adds contention on a loaded 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- the bounds on known score matrices
