@@ -35,13 +35,14 @@ def check_kind(kind: str) -> str:
 
 
 def check_t(t: torch.Tensor | float, n: int | None = None) -> torch.Tensor:
-    """Return ``t`` as a float tensor, raising a clear error if it is outside ``[0, 1]`` or mis-shaped.
+    """Return ``t`` as a float tensor (float64 for Python numbers, a float tensor keeps its dtype), raising a clear error if it is outside ``[0, 1]`` or mis-shaped.
 
     This reads the values (a host sync on a GPU): call it at the boundary of the library, not in
     the inner loop of training or sampling.
     """
-    t = torch.as_tensor(t, dtype=torch.get_default_dtype() if not torch.is_tensor(t) else None)
-    if not torch.is_floating_point(t):
+    if not torch.is_tensor(t):
+        t = torch.as_tensor(t, dtype=torch.float64)  # a Python number stays exact (no float32 round trip)
+    elif not torch.is_floating_point(t):
         t = t.to(torch.get_default_dtype())
     if n is not None and t.ndim == 0:
         t = t.expand(n)

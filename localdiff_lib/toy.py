@@ -23,9 +23,7 @@ from . import path
 
 
 def _time(t, n: int | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``t`` as a tensor of ``dtype`` (no float32 round trip), checked by :func:`localdiff_lib.path.check_t`."""
-    if not torch.is_tensor(t):
-        t = torch.as_tensor(t, dtype=dtype)
+    """``t`` as a tensor of ``dtype``, checked by :func:`localdiff_lib.path.check_t`."""
     return path.check_t(t, n).to(dtype)
 
 

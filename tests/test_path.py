@@ -116,3 +116,10 @@ def test_check_t_errors():
         path.check_t(torch.tensor([0.2, 0.5]), 3)
     with pytest.raises(ValueError, match="unknown prediction kind"):
         path.convert(torch.zeros(1), "eps", "x0", torch.zeros(1), 0.5)
+
+
+def test_check_t_keeps_python_numbers_exact():
+    """A Python float must not pass through float32 (0.3 would become 0.30000001)."""
+    t = path.check_t(0.3)
+    assert t.dtype == torch.float64 and float(t) == 0.3
+    assert path.check_t(torch.tensor([0.25], dtype=torch.float32)).dtype == torch.float32
