@@ -1,0 +1,288 @@
+"""Shipped checkpoints: small denoisers trained by this module's own command, with their records.
+
+A checkpoint is a directory ``localdiff_lib/pretrained/NAME/`` with
+
+- ``model.pt``: the weights, written by :func:`localdiff_lib.train.save_checkpoint` (no optimizer state) and read
+  with ``torch.load(weights_only=True)``;
+- ``record.json``: the recipe (config), the command that trained it, the machine, torch version, git commit,
+  wall time, the held-out metric of every model and the SHA-256 of ``model.pt``;
+- ``train.log``: the training loss every 100 steps.
+
+Every name is a recipe in :data:`RECIPES`; ``python -m localdiff_lib.checkpoints train NAME`` produces the
+directory, ``python -m localdiff_lib.checkpoints check`` reloads every shipped one and recomputes its held-out
+metric. :func:`load` refuses a file whose hash differs from its record. :func:`pretrained` loads a shipped
+checkpoint, or trains the recipe into the cache (``LOCALDIFF_DATA``/checkpoints) when none is shipped.
+
+The held-out metric is :func:`localdiff_lib.train.held_out_loss` (the velocity loss with a fixed draw of ``t``
+and noise) on the first :data:`HELD_OUT` images of the data set's test split, never seen in training.
+Chapters "Transition lab" and "Beyond the paper" use these models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import build_model
+
+__all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "load", "pretrained", "train", "check",
+           "local_denoisers", "global_unet", "sha256"]
+
+HELD_OUT = 2000
+
+_LOCAL_RADII = (1, 2, 3, 4, 5, 6)
+
+
+def _local_set(dataset: str) -> dict:
+    return dict(
+        dataset=dataset,
+        models={f"r={r}": ["LocalDenoiser", dict(radius=r, channels=16)] for r in _LOCAL_RADII},
+        fit=dict(steps=3000, batch_size=64, lr=2e-3, warmup=100, ema=0.999, seed=0),
+        note="strictly local velocity models, receptive-field radius r = 1..6, trained together on the same batches",
+    )
+
+
+def _global(dataset: str) -> dict:
+    return dict(
+        dataset=dataset,
+        models={"global": ["GlobalUNet", dict(channels=[16, 32, 64])]},
+        fit=dict(steps=4000, batch_size=64, lr=2e-3, warmup=100, ema=0.999, seed=0),
+        note="the library's small U-Net (receptive field: the whole image)",
+    )
+
+
+#: name -> recipe: the data set (all of its training split), the models (class, constructor config) and the
+#: arguments of :func:`localdiff_lib.train.fit`. Sized for two CPU cores (minutes, not hours).
+RECIPES: dict[str, dict] = {
+    "mnist-local-c16": _local_set("mnist"),
+    "mnist-global-small": _global("mnist"),
+    "fashion-mnist-local-c16": _local_set("fashion-mnist"),
+    "fashion-mnist-global-small": _global("fashion-mnist"),
+}
+
+
+def shipped_dir() -> Path:
+    """Where the shipped checkpoints live (inside the installed package)."""
+    return Path(__file__).resolve().parent / "pretrained"
+
+
+def _cache_dir() -> Path:
+    from .data import cache_dir
+
+    return cache_dir() / "checkpoints"
+
+
+def _check_name(name: str) -> dict:
+    if name not in RECIPES:
+        raise ValueError(f"unknown checkpoint {name!r}; the recipes are: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def sha256(file: str | Path) -> str:
+    """The SHA-256 of a file, as hex."""
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def available(directory: str | Path | None = None) -> list[str]:
+    """Names of the checkpoints present in ``directory`` (default: the shipped ones)."""
+    d = Path(directory) if directory is not None else shipped_dir()
+    return sorted(p.parent.name for p in d.glob("*/record.json"))
+
+
+def _find(name: str, directory: str | Path | None) -> Path:
+    _check_name(name)
+    if directory is not None:
+        return Path(directory) / name
+    for d in (shipped_dir(), _cache_dir()):
+        if (d / name / "record.json").exists():
+            return d / name
+    return shipped_dir() / name
+
+
+def record(name: str, directory: str | Path | None = None) -> dict:
+    """The record of checkpoint ``name``: recipe, command, machine, metrics, SHA-256 (see the module docstring)."""
+    where = _find(name, directory)
+    f = where / "record.json"
+    if not f.exists():
+        raise FileNotFoundError(
+            f"no checkpoint {name!r} in {where.parent}; train it with `python -m localdiff_lib.checkpoints train {name}` "
+            f"or use checkpoints.pretrained({name!r}), which trains it when it is missing")
+    return json.loads(f.read_text())
+
+
+def load(name: str, directory: str | Path | None = None, device: str | torch.device = "cpu") -> dict[str, nn.Module]:
+    """Load checkpoint ``name``: a dict key -> model in eval mode (keys as in the recipe, e.g. ``"r=3"``, ``"global"``).
+
+    Raises ``ValueError`` when ``model.pt`` does not have the SHA-256 of its record (a corrupted or replaced file).
+    """
+    from .train import load_checkpoint
+
+    rec = record(name, directory)
+    where = _find(name, directory)
+    digest = sha256(where / "model.pt")
+    if digest != rec["sha256"]:
+        raise ValueError(f"{where / 'model.pt'} has SHA-256 {digest}, but its record says {rec['sha256']}: the file "
+                         f"was changed or corrupted; restore it (git checkout) or train it again")
+    keys = list(rec["recipe"]["models"])
+    models = [build_model(cls, cfg) for cls, cfg in rec["recipe"]["models"].values()]
+    load_checkpoint(where / "model.pt", models)
+    out = {}
+    for k, m in zip(keys, models):
+        out[k] = m.to(device).eval().requires_grad_(False)
+    return out
+
+
+def local_denoisers(dataset: str = "mnist", device: str | torch.device = "cpu") -> dict[int, nn.Module]:
+    """The shipped strictly local models of ``dataset`` as ``{r: model}`` (:func:`pretrained` of ``DATASET-local-c16``)."""
+    return {int(k.split("=")[1]): m for k, m in pretrained(f"{dataset}-local-c16", device=device).items()}
+
+
+def global_unet(dataset: str = "mnist", device: str | torch.device = "cpu") -> nn.Module:
+    """The shipped small U-Net of ``dataset`` (:func:`pretrained` of ``DATASET-global-small``)."""
+    return pretrained(f"{dataset}-global-small", device=device)["global"]
+
+
+def pretrained(name: str, device: str | torch.device = "cpu", *, train_if_missing: bool = True) -> dict[str, nn.Module]:
+    """Load a shipped checkpoint; when none is shipped, train its recipe into the cache first (and say so)."""
+    _check_name(name)
+    where = _find(name, None)
+    if not (where / "record.json").exists():
+        if not train_if_missing:
+            record(name)  # raises with the instructions
+        print(f"checkpoint {name!r} is not shipped; training its recipe into {_cache_dir()} (minutes on a CPU)")
+        train(name, _cache_dir())
+    return load(name, None, device)
+
+
+def _held_out_images(dataset: str) -> torch.Tensor:
+    from .data import load_dataset
+
+    test, _ = load_dataset(dataset, "test")
+    return test[:HELD_OUT]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def train(name: str, directory: str | Path | None = None, device: str | torch.device | None = None,
+          threads: int | None = None) -> dict:
+    """Train recipe ``name`` and write ``model.pt``, ``record.json`` and ``train.log`` to ``directory/NAME``.
+
+    ``directory`` defaults to the shipped location (what the maintainers run before committing a checkpoint).
+    Returns the record.
+    """
+    from .data import load_dataset
+    from .train import fit, save_checkpoint
+
+    recipe = _check_name(name)
+    out = (Path(directory) if directory is not None else shipped_dir()) / name
+    out.mkdir(parents=True, exist_ok=True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    images, _ = load_dataset(recipe["dataset"], "train")
+    models = [build_model(cls, cfg).to(dev) for cls, cfg in recipe["models"].values()]
+    t0 = time.perf_counter()
+    hist = fit(models, images, device=dev, held_out=_held_out_images(recipe["dataset"]), progress=False, **recipe["fit"])
+    seconds = time.perf_counter() - t0
+    for m in models:
+        m.to("cpu").to(memory_format=torch.contiguous_format)
+    save_checkpoint(out / "model.pt", [m.cpu() for m in models], config=dict(name=name, recipe=recipe))
+    losses = hist.losses.reshape(hist.losses.shape[0], -1)
+    keys = list(recipe["models"])
+    lines = [f"# {name}: training loss (velocity MSE) of each model, mean over the last 100 steps",
+             "step " + " ".join(keys)]
+    for s in range(100, losses.shape[0] + 1, 100):
+        lines.append(f"{s} " + " ".join(f"{v:.5f}" for v in losses[s - 100:s].mean(0)))
+    (out / "train.log").write_text("\n".join(lines) + "\n")
+    rec = dict(
+        name=name,
+        recipe=recipe,
+        command=f"python -m localdiff_lib.checkpoints train {name}" + (f" --threads {threads}" if threads else ""),
+        held_out=dict(metric=f"train.held_out_loss on the first {HELD_OUT} {recipe['dataset']} test images (seed 1234)",
+                      values=dict(zip(keys, [float(v) for v in hist.held_out]))),
+        steps=int(hist.steps),
+        seconds=round(seconds, 1),
+        device=str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        threads=torch.get_num_threads(),
+        machine=f"{platform.machine()}, {platform.processor() or 'unknown CPU'}",
+        torch=torch.__version__,
+        python=platform.python_version(),
+        git_commit=_git_commit(),
+        date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        sha256=sha256(out / "model.pt"),
+        size_bytes=(out / "model.pt").stat().st_size,
+    )
+    (out / "record.json").write_text(json.dumps(rec, indent=2) + "\n")
+    return rec
+
+
+def check(name: str, directory: str | Path | None = None, rtol: float = 1e-3) -> dict[str, tuple[float, float]]:
+    """Reload checkpoint ``name``, recompute its held-out metric; raise ``AssertionError`` if it moved by more than ``rtol``.
+
+    Returns ``{key: (recorded, recomputed)}``.
+    """
+    from .train import held_out_loss
+
+    rec = record(name, directory)
+    models = load(name, directory)
+    held = _held_out_images(rec["recipe"]["dataset"])
+    out = {}
+    for k, m in models.items():
+        want = rec["held_out"]["values"][k]
+        got = held_out_loss(m, held)
+        if abs(got - want) > rtol * abs(want):
+            raise AssertionError(f"checkpoint {name}, model {k}: held-out loss {got:.6f}, recorded {want:.6f}")
+        out[k] = (want, got)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localdiff_lib.checkpoints", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train", help="train recipes and write their directories")
+    p.add_argument("names", nargs="+", choices=list(RECIPES))
+    p.add_argument("--dir", default=None, help="output directory (default: the shipped location)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None)
+    sub.add_parser("list", help="list recipes and whether each is shipped")
+    c = sub.add_parser("check", help="reload each shipped checkpoint and recompute its held-out metric")
+    c.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    if args.cmd == "train":
+        for n in args.names:
+            rec = train(n, args.dir, args.device, args.threads)
+            print(f"{n}: {rec['seconds']:.0f} s, held-out {rec['held_out']['values']}, sha256 {rec['sha256'][:16]}...")
+    elif args.cmd == "list":
+        have = set(available())
+        for n, r in RECIPES.items():
+            print(f"{n:28s} {'shipped' if n in have else 'not shipped':12s} {r['note']}")
+    else:
+        for n in args.names or available():
+            for k, (want, got) in check(n).items():
+                print(f"{n} {k}: recorded {want:.5f}, recomputed {got:.5f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
