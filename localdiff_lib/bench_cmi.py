@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import cmi_map
+from .density import train_density_bank
 from .estimators import train_critic_bank
 from .info import regions, surrogate_cmi_map
 
@@ -48,11 +49,18 @@ def configs():
     return out
 
 
-def macs_per_step(cfg, crop=27, features=32, hidden_a=32) -> float:
+def n_models(cfg) -> int:
+    """Critics (or density models) in the map's bank: per (seed, t) one per radius, one for ``BC`` (and ``q(a)``)."""
+    extra = 2 if cfg.get("bound") == "density" else 1
+    return cfg["seeds"] * len(cfg["t_values"]) * (extra + len(cfg["radii"]))
+
+
+def macs_per_step(cfg, crop=27, features=32, hidden_a=32, components=8) -> float:
     """Multiply-adds of one training step (forward; backward is about twice that) of the whole bank."""
-    T, R, S, N, H = len(cfg["t_values"]), len(cfg["radii"]), cfg["seeds"], cfg["batch"], cfg["hidden"]
-    K = S * T * (1 + R)
-    D = crop * crop
+    N, H = cfg["batch"], cfg["hidden"]
+    K, D = n_models(cfg), crop * crop
+    if cfg.get("bound") == "density":
+        return K * N * (D * H + H * H + H * 3 * components)
     per_sample = D * H + H * H + H * features + hidden_a * (1 + features)
     return K * N * (per_sample + N * features)
 
@@ -64,6 +72,7 @@ def time_bank(cfg, device, steps=3, crop=27, images=None):
     if images is None:
         images = torch.rand(4096, D, device=device)
     A, _, _ = regions((crop, crop), None, 0)
+    density = cfg.get("bound") == "density"
     masks = torch.ones(G, 1 + R, D)
     masks[:, :, A[0]] = 0
     for j, r in enumerate(cfg["radii"]):
@@ -76,16 +85,20 @@ def time_bank(cfg, device, steps=3, crop=27, images=None):
         x0 = images[torch.randint(0, images.shape[0], (G, n), generator=gen, device=device)]
         return (1 - tg) * x0 + tg * torch.randn(x0.shape, generator=gen, device=device)
 
-    kw = dict(bound="infonce", batch=cfg["batch"], hidden=cfg["hidden"], eval_batches=2, device=device,
-              num_threads=cfg.get("num_threads"))
-    train_critic_bank(sampler, masks, A, steps=1, **kw)  # warm-up
+    kw = dict(batch=cfg["batch"], hidden=cfg["hidden"], eval_batches=2, device=device, num_threads=cfg.get("num_threads"))
+    if density:  # the unconditional model q(a) joins each group; continuous pixels (t = 0 costs the same)
+        masks = torch.cat([torch.zeros(G, 1, D), masks], dim=1)
+        train = lambda n_steps: train_density_bank(sampler, masks, A, steps=n_steps, **kw)  # noqa: E731
+    else:
+        train = lambda n_steps: train_critic_bank(sampler, masks, A, bound=cfg.get("bound", "infonce"), steps=n_steps, **kw)  # noqa: E731
+    train(1)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    train_critic_bank(sampler, masks, A, steps=steps, **kw)
+    train(steps)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps, G * (1 + R)
+    return (time.perf_counter() - t0) / steps, masks.shape[0] * masks.shape[1]
 
 
 def run(device=None, steps=3, mnist=False, print_fn=print):
@@ -100,7 +113,7 @@ def run(device=None, steps=3, mnist=False, print_fn=print):
         images = load_dataset("mnist", "train", device=device)[0][:, 0, :27, :27].reshape(-1, 729)
     print_fn(f"localdiff_lib.bench_cmi on {name}, torch {torch.__version__}; {steps} timed steps per row"
              f"{', bf16 autocast' if gpu else ''}; images: {'MNIST' if mnist else 'uniform random'}")
-    header = (f"{'map':9s} {'t x r x seeds':>14s} {'critics':>8s} {'batch':>6s} {'GMAC/step':>10s} {'ms/step':>9s} "
+    header = (f"{'map':9s} {'estimator':>9s} {'t x r x seeds':>14s} {'critics':>8s} {'batch':>6s} {'GMAC/step':>10s} {'ms/step':>9s} "
               f"{'steps':>6s} {'whole map':>12s} {'vs authors':>11s}")
     print_fn(header)
     print_fn("-" * len(header))
@@ -115,7 +128,7 @@ def run(device=None, steps=3, mnist=False, print_fn=print):
         rows.append(row)
         full_grid = T >= 11 and R == 12
         speedup = f"{AUTHORS_GRID_HOURS * 3600 / total:10.0f}x" if full_grid else f"{'-':>11s}"
-        print_fn(f"{b:9s} {f'{T} x {R} x {S}':>14s} {K:8d} {cfg['batch']:6d} {gmac:10.2f} {1e3 * sec:9.1f} "
+        print_fn(f"{b:9s} {cfg.get('bound', 'infonce'):>9s} {f'{T} x {R} x {S}':>14s} {K:8d} {cfg['batch']:6d} {gmac:10.2f} {1e3 * sec:9.1f} "
                  f"{cfg['steps']:6d} {total:10.0f} s {speedup}")
         if not gpu and full_grid:
             # 3x the forward multiply-adds for forward + backward, 2 flops per multiply-add, plus a fixed overhead
@@ -132,7 +145,7 @@ def run(device=None, steps=3, mnist=False, print_fn=print):
     surrogate_cmi_map(x.cpu().double(), cmi_map.default_t_grid(), range(1, 13), crop=27)
     sec = time.perf_counter() - t0
     rows.append(dict(budget="surrogate", T=len(cmi_map.default_t_grid()), R=12, seconds=sec, measured=True, device="CPU"))
-    print_fn(f"{'surrogate':9s} {f'{len(cmi_map.default_t_grid())} x 12 x 1':>14s} {'exact':>8s} {'-':>6s} {'-':>10s} "
+    print_fn(f"{'surrogate':9s} {'exact':>9s} {f'{len(cmi_map.default_t_grid())} x 12 x 1':>14s} {'exact':>8s} {'-':>6s} {'-':>10s} "
              f"{'-':>9s} {'-':>6s} {sec:10.1f} s {'-':>11s}  (exact Gaussian surrogate, float64, CPU)")
     print_fn(f"authors: {AUTHORS_MS_PER_STEP} ms/step x 300k steps per estimate, about {AUTHORS_GRID_HOURS:.0f} "
              "GPU-hours for the grid (H200).")

@@ -156,7 +156,7 @@ class CriticBank(nn.Module):
     """
 
     def __init__(self, masks: torch.Tensor, a_idx: Sequence[int], hidden: int = 64, features: int = 32,
-                 hidden_a: int = 32, generator: torch.Generator | None = None):
+                 hidden_a: int = 32, generator: torch.Generator | None = None, a_network: bool = True):
         super().__init__()
         masks = torch.as_tensor(masks, dtype=torch.float32)
         if masks.ndim != 3:
@@ -184,6 +184,8 @@ class CriticBank(nn.Module):
         self.b2 = nn.Parameter(torch.zeros(K, 1, hidden))
         self.W3 = nn.Parameter(0.1 * w((K, hidden, features), hidden))  # small: scores start near 0
         self.b3 = nn.Parameter(torch.zeros(K, 1, features))
+        if not a_network:  # a subclass that only needs the context network (localdiff_lib.density)
+            return
         self.Ua = w((K, na, hidden_a), na)
         self.ba = nn.Parameter(torch.zeros(K, 1, hidden_a))
         self.Va = w((K, hidden_a, features), hidden_a)
@@ -193,8 +195,8 @@ class CriticBank(nn.Module):
     def n_critics(self) -> int:
         return self.shape[0] * self.shape[1]
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(G, N, D)`` (one batch per group) -> scores ``(G * c, N, N)``, ``[k, i, j] = T_k(a_i, c_j)``."""
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(G, N, D)`` (one batch per group) -> the context network's output ``h`` ``(G * c, N, features)``."""
         G, c, D = self.shape
         if x.ndim != 3 or x.shape[0] != G or x.shape[2] != D:
             raise ValueError(f"expected a batch of shape ({G}, N, {D}), got {tuple(x.shape)}")
@@ -204,8 +206,13 @@ class CriticBank(nn.Module):
         h = torch.bmm(x, W1.to(x.dtype)).reshape(G, N, c, H) + self.b1[:, None].to(x.dtype)
         h = act(h).permute(0, 2, 1, 3).reshape(G * c, N, H)
         h = act(torch.baddbmm(self.b2, h, self.W2))
-        h = torch.baddbmm(self.b3, h, self.W3)
-        a = x[:, :, self.a_idx].repeat_interleave(c, dim=0)  # (G*c, N, |A|)
+        return torch.baddbmm(self.b3, h, self.W3)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(G, N, D)`` (one batch per group) -> scores ``(G * c, N, N)``, ``[k, i, j] = T_k(a_i, c_j)``."""
+        h = self.context(x)
+        act = nn.functional.silu
+        a = x[:, :, self.a_idx].repeat_interleave(self.shape[1], dim=0)  # (G*c, N, |A|)
         g = act(torch.baddbmm(self.ba, a, self.Ua))
         g = torch.baddbmm(self.bv, g, self.Va)
         return torch.bmm(g, h.transpose(1, 2))
