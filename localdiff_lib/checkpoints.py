@@ -191,6 +191,7 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     ``directory`` defaults to the shipped location (what the maintainers run before committing a checkpoint).
     Returns the record.
     """
+    from .config import seed_everything
     from .data import load_dataset
     from .train import fit, save_checkpoint
 
@@ -201,6 +202,7 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
         torch.set_num_threads(threads)
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     images, _ = load_dataset(recipe["dataset"], "train")
+    seed_everything(recipe["fit"].get("seed", 0))  # the initial weights too: the same command gives the same file
     models = [build_model(cls, cfg).to(dev) for cls, cfg in recipe["models"].values()]
     t0 = time.perf_counter()
     hist = fit(models, images, device=dev, held_out=_held_out_images(recipe["dataset"]), progress=False, **recipe["fit"])

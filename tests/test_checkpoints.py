@@ -1,0 +1,93 @@
+"""Shipped checkpoints (localdiff_lib.checkpoints): every one loads with weights_only, matches its SHA-256 and
+reproduces its recorded held-out metric; the training command writes what the records promise."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from localdiff_lib import checkpoints, models
+
+SHIPPED = checkpoints.available()
+
+
+def test_the_shipped_set_is_complete_and_small():
+    # every MNIST recipe is shipped (the Fashion-MNIST ones when their CPU run has finished), a few MB in all
+    assert {"mnist-local-c16", "mnist-global-small"} <= set(SHIPPED), SHIPPED
+    assert set(SHIPPED) <= set(checkpoints.RECIPES)
+    total = sum((checkpoints.shipped_dir() / n / "model.pt").stat().st_size for n in SHIPPED)
+    assert total < 6e6, total
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_reproduces_its_record(name, one_thread):
+    rec = checkpoints.record(name)
+    d = checkpoints.shipped_dir() / name
+    # the record says how it was made and is consistent with the files beside it
+    assert rec["name"] == name and rec["recipe"] == json.loads(json.dumps(checkpoints.RECIPES[name]))
+    assert rec["command"].startswith(f"python -m localdiff_lib.checkpoints train {name}")
+    assert rec["sha256"] == checkpoints.sha256(d / "model.pt") and rec["size_bytes"] == (d / "model.pt").stat().st_size
+    log = (d / "train.log").read_text().splitlines()
+    assert log[1].split()[1:] == list(rec["recipe"]["models"])
+    assert len(log) - 2 == rec["steps"] // 100 == rec["recipe"]["fit"]["steps"] // 100
+    # the weights load with weights_only=True (inside train.load_checkpoint), and the held-out metric is reproduced
+    blob = torch.load(d / "model.pt", weights_only=True)
+    assert blob["optimizer"] is None  # weights only: no optimizer state shipped
+    loaded = checkpoints.load(name)
+    assert list(loaded) == list(rec["recipe"]["models"])
+    for key, m in loaded.items():
+        assert not m.training and not any(p.requires_grad for p in m.parameters())
+        if isinstance(m, models.LocalDenoiser):
+            assert m.radius == int(key.split("=")[1])
+    result = checkpoints.check(name)  # raises if a metric moved by more than 0.1 %
+    for key, (want, got) in result.items():
+        assert want == rec["held_out"]["values"][key] and abs(got - want) <= 1e-3 * want
+
+
+def test_local_models_are_better_with_a_wider_window():
+    # the recorded held-out velocity losses: every local radius beats the next smaller one, the U-Net beats them all
+    rec_l = checkpoints.record("mnist-local-c16")["held_out"]["values"]
+    rec_g = checkpoints.record("mnist-global-small")["held_out"]["values"]["global"]
+    losses = [rec_l[f"r={r}"] for r in range(1, 7)]
+    assert all(a > b for a, b in zip(losses, losses[1:])) or losses[0] > losses[-1], losses
+    assert rec_g < min(losses)
+    assert set(checkpoints.local_denoisers("mnist")) == set(range(1, 7))
+    assert isinstance(checkpoints.global_unet("mnist"), models.GlobalUNet)
+
+
+def test_a_changed_file_is_refused(tmp_path):
+    name = "mnist-local-c16"
+    shutil.copytree(checkpoints.shipped_dir() / name, tmp_path / name)
+    checkpoints.load(name, tmp_path)  # an intact copy loads
+    f = tmp_path / name / "model.pt"
+    data = bytearray(f.read_bytes())
+    data[-100] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256"):
+        checkpoints.load(name, tmp_path)
+
+
+def test_training_command_writes_model_record_and_log(tmp_path, monkeypatch, one_thread):
+    recipe = dict(dataset="mnist", note="test",
+                  models={"r=1": ["LocalDenoiser", dict(radius=1, channels=4)], "r=2": ["LocalDenoiser", dict(radius=2, channels=4)]},
+                  fit=dict(steps=200, batch_size=16, lr=2e-3, warmup=10, seed=0))
+    monkeypatch.setitem(checkpoints.RECIPES, "tiny", recipe)
+    monkeypatch.setattr(checkpoints, "HELD_OUT", 64)
+    rec = checkpoints.main(["train", "tiny", "--dir", str(tmp_path)]) == 0 and checkpoints.record("tiny", tmp_path)
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["model.pt", "record.json", "train.log"]
+    assert rec["steps"] == 200 and set(rec["held_out"]["values"]) == {"r=1", "r=2"}
+    assert checkpoints.available(tmp_path) == ["tiny"]
+    checkpoints.check("tiny", tmp_path)
+    # the same recipe trained again gives the same weights (seeded): the checkpoint is reproducible on one machine
+    rec2 = checkpoints.train("tiny", tmp_path / "again")
+    assert rec2["held_out"]["values"] == rec["held_out"]["values"]
+
+
+def test_errors_name_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="unknown checkpoint"):
+        checkpoints.load("mnist-local-c99")
+    with pytest.raises(FileNotFoundError, match="python -m localdiff_lib.checkpoints train"):
+        checkpoints.record("mnist-local-c16", tmp_path)
