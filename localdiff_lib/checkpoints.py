@@ -142,7 +142,7 @@ def load(name: str, directory: str | Path | None = None, device: str | torch.dev
     load_checkpoint(where / "model.pt", models)
     out = {}
     for k, m in zip(keys, models):
-        out[k] = m.to(device).eval().requires_grad_(False)
+        out[k] = m.to(device).eval()
     return out
 
 
