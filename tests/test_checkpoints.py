@@ -15,8 +15,8 @@ SHIPPED = checkpoints.available()
 
 
 def test_the_shipped_set_is_complete_and_small():
-    # every MNIST recipe is shipped (the Fashion-MNIST ones when their CPU run has finished), a few MB in all
-    assert {"mnist-local-c16", "mnist-global-small"} <= set(SHIPPED), SHIPPED
+    # every recipe is shipped, a few MB in all
+    assert set(SHIPPED) == set(checkpoints.RECIPES), SHIPPED
     assert set(SHIPPED) <= set(checkpoints.RECIPES)
     total = sum((checkpoints.shipped_dir() / n / "model.pt").stat().st_size for n in SHIPPED)
     assert total < 6e6, total
@@ -47,15 +47,21 @@ def test_shipped_checkpoint_reproduces_its_record(name, one_thread):
         assert want == rec["held_out"]["values"][key] and abs(got - want) <= 1e-3 * want
 
 
-def test_local_models_are_better_with_a_wider_window():
-    # the recorded held-out velocity losses: every local radius beats the next smaller one, the U-Net beats them all
-    rec_l = checkpoints.record("mnist-local-c16")["held_out"]["values"]
-    rec_g = checkpoints.record("mnist-global-small")["held_out"]["values"]["global"]
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_a_wider_window_does_not_hurt(dataset):
+    # A radius-(r+1) model can represent any radius-r model, so the best held-out loss is non-increasing in r; trained
+    # models may fall short of it by training noise, which we allow up to 2 % per step of r. From r = 1 to r = 6 the
+    # loss must drop by more than 10 %, and the U-Net (which sees the whole image) must beat every local model.
+    if f"{dataset}-local-c16" not in SHIPPED or f"{dataset}-global-small" not in SHIPPED:
+        pytest.skip(f"{dataset} checkpoints are not shipped")
+    rec_l = checkpoints.record(f"{dataset}-local-c16")["held_out"]["values"]
+    rec_g = checkpoints.record(f"{dataset}-global-small")["held_out"]["values"]["global"]
     losses = [rec_l[f"r={r}"] for r in range(1, 7)]
-    assert all(a > b for a, b in zip(losses, losses[1:])) or losses[0] > losses[-1], losses
-    assert rec_g < min(losses)
-    assert set(checkpoints.local_denoisers("mnist")) == set(range(1, 7))
-    assert isinstance(checkpoints.global_unet("mnist"), models.GlobalUNet)
+    assert all(b <= 1.02 * a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.9 * losses[0], losses
+    assert rec_g < min(losses), (rec_g, losses)
+    assert set(checkpoints.local_denoisers(dataset)) == set(range(1, 7))
+    assert isinstance(checkpoints.global_unet(dataset), models.GlobalUNet)
 
 
 def test_a_changed_file_is_refused(tmp_path):
