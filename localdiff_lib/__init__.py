@@ -17,8 +17,13 @@ Each module is one idea that a chapter teaches:
 - :mod:`localdiff_lib.info`        exact (conditional) mutual information: Gaussians, GMRF, noisy AR(1), two-class
                                    mixture, Ising (CMI and the Markov length; Phases)
 - :mod:`localdiff_lib.estimators`  MINE, NWJ, InfoNCE, SMILE behind one interface; CMI by the chain rule (Estimating CMI)
+- :mod:`localdiff_lib.density`     CMI of one pixel as ``H(A|B) - H(A|BC)`` with mixture-density models (Estimating CMI;
+                                   The CMI barrier)
 - :mod:`localdiff_lib.markov`      fitting the Markov length ``xi`` with an uncertainty (CMI and the Markov length)
 - :mod:`localdiff_lib.cmi_map`     the paper's CMI map on MNIST from a bank of critics, and its Gaussian surrogate
+                                   (The CMI barrier)
+- :mod:`localdiff_lib.checkpoints` shipped small denoisers with their training command, record, log and SHA-256
+- :mod:`localdiff_lib.lab`         the transition lab: one state (t, r, window) of the experiments, and its widget
 - :mod:`localdiff_lib.grading`     autograder checks of the assignments; :mod:`localdiff_lib.classroom` the student
                                    build and assignment generation
 - :mod:`localdiff_lib.course`      maintainer tools: chapter list, Colab install cells, jupytext pairs
