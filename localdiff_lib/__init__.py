@@ -24,6 +24,8 @@ Each module is one idea that a chapter teaches:
                                    (The CMI barrier)
 - :mod:`localdiff_lib.checkpoints` shipped small denoisers with their training command, record, log and SHA-256
 - :mod:`localdiff_lib.lab`         the transition lab: one state (t, r, window) of the experiments, and its widget
+- :mod:`localdiff_lib.closed_form` the ideal (empirical) denoiser and the optimal strictly local denoiser, no training
+- :mod:`localdiff_lib.critical_times` speciation and collapse times from data statistics (Beyond the paper)
 - :mod:`localdiff_lib.grading`     autograder checks of the assignments; :mod:`localdiff_lib.classroom` the student
                                    build and assignment generation
 - :mod:`localdiff_lib.course`      maintainer tools: chapter list, Colab install cells, jupytext pairs

@@ -1,0 +1,187 @@
+"""Closed-form denoisers: exact answers on tiny training sets, a brute-force loop, footprints, interface, errors."""
+
+import math
+
+import pytest
+import torch
+
+from localdiff_lib import closed_form as cf
+from localdiff_lib import evaluate, locality, models, path
+
+
+def _rand_images(n, size=6, seed=0, dtype=torch.float64):
+    return torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def _brute_local(x, t, train, r):
+    """Pixel by pixel, image by image: the posterior mean of the centre given the zero-padded window."""
+    B, _, H, W = x.shape
+    out = torch.zeros_like(x)
+    xp = torch.nn.functional.pad(x, (r, r, r, r))
+    tp = torch.nn.functional.pad(train, (r, r, r, r))
+    for b in range(B):
+        tb = float(t[b])
+        for i in range(H):
+            for j in range(W):
+                win = xp[b, 0, i:i + 2 * r + 1, j:j + 2 * r + 1]
+                d = torch.stack([(win - (1 - tb) * tp[n, 0, i:i + 2 * r + 1, j:j + 2 * r + 1]).square().sum()
+                                 for n in range(train.shape[0])])
+                if tb == 0:
+                    w = (d == d.min()).double()
+                    w = w / w.sum()
+                else:
+                    w = torch.softmax(-d / (2 * tb * tb), 0)
+                out[b, 0, i, j] = (w * train[:, 0, i, j]).sum()
+    return out
+
+
+def test_one_training_image_is_returned_for_every_x_and_t():
+    img = _rand_images(1, 5)
+    x = torch.randn(4, 1, 5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3
+    for t in (0.0, 0.01, 0.3, 0.9, 1.0):
+        assert torch.equal(cf.ideal_x0(x, t, img), img.expand_as(x))
+        for r in (0, 1, 4):
+            assert torch.allclose(cf.local_x0(x, t, img, r), img.expand_as(x), atol=1e-15, rtol=0)
+
+
+def test_two_images_weights_match_hand_computation():
+    a = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    b = torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    train = torch.cat([a, b])
+    x = torch.full((1, 1, 2, 2), 0.2, dtype=torch.float64)
+    t = 0.4
+    d_a = 4 * 0.2**2                     # |x - 0.6 * 0|^2 over 4 pixels: 0.16
+    d_b = 4 * (0.2 - 0.6) ** 2           # |x - 0.6 * 1|^2: 0.64
+    w_b = 1 / (1 + math.exp((d_b - d_a) / (2 * t * t)))   # = 1 / (1 + e^1.5)
+    logw = cf.ideal_log_weights(x, t, train)
+    assert logw.exp()[0, 1].item() == pytest.approx(w_b, rel=1e-12)
+    assert logw.exp().sum().item() == pytest.approx(1.0, rel=1e-14)
+    assert torch.allclose(cf.ideal_x0(x, t, train), torch.full_like(x, w_b), rtol=1e-12, atol=0)
+
+
+def test_zero_and_one_time_limits():
+    train = _rand_images(5, 4)
+    x = train[2:3] + 0.01 * torch.ones_like(train[2:3])
+    assert torch.equal(cf.ideal_x0(x, 0.0, train), train[2:3])                    # t = 0: nearest training image
+    assert torch.allclose(cf.ideal_x0(x, 1.0, train), train.mean(0, keepdim=True), atol=1e-15)  # t = 1: the mean
+    assert torch.allclose(cf.ideal_x0(x, 1e-4, train), train[2:3], atol=1e-12)   # the limit t -> 0 is continuous
+    # exact tie at t = 0: equal weights on the two nearest images
+    tie = torch.cat([torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2), 5 * torch.ones(1, 1, 2, 2)]).double()
+    w = cf.ideal_log_weights(torch.full((1, 1, 2, 2), 0.5, dtype=torch.float64), 0.0, tie).exp()
+    assert torch.equal(w, torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64))
+
+
+def test_per_sample_times_in_one_batch():
+    train = _rand_images(7, 5, seed=3)
+    x = torch.randn(3, 1, 5, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    t = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+    both = cf.ideal_x0(x, t, train)
+    for k in range(3):
+        assert torch.allclose(both[k:k + 1], cf.ideal_x0(x[k:k + 1], float(t[k]), train), atol=1e-14)
+    loc = cf.local_x0(x, t, train, 1)
+    for k in range(3):
+        assert torch.allclose(loc[k:k + 1], cf.local_x0(x[k:k + 1], float(t[k]), train, 1), atol=1e-14)
+
+
+@pytest.mark.parametrize("r", [0, 1, 2])
+def test_local_matches_brute_force_loop(r, monkeypatch):
+    train = _rand_images(6, 5, seed=5)
+    train[3] = train[1]                                         # a duplicate: exact ties at t = 0
+    x = torch.randn(3, 1, 5, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    x[0] = train[4]                                             # a training image queried at t = 0
+    t = torch.tensor([0.0, 0.3, 0.8], dtype=torch.float64)
+    want = _brute_local(x, t, train, r)
+    assert torch.allclose(cf.local_x0(x, t, train, r), want, atol=1e-12, rtol=0)
+    monkeypatch.setattr(cf, "CHUNK_ELEMENTS", 1)               # one training image per chunk: the streaming softmax
+    assert torch.allclose(cf.local_x0(x, t, train, r), want, atol=1e-12, rtol=0)
+
+
+def test_ideal_chunks_agree(monkeypatch):
+    train = _rand_images(9, 4, seed=7)
+    x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    want = cf.ideal_x0(x, 0.35, train)
+    monkeypatch.setattr(cf, "CHUNK_ELEMENTS", 16)
+    assert torch.allclose(cf.ideal_x0(x, 0.35, train), want, atol=1e-14)
+
+
+def test_local_with_whole_image_window_equals_ideal_at_centre():
+    train = _rand_images(8, 7, seed=9)
+    x = torch.randn(4, 1, 7, 7, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    for t in (0.0, 0.2, 0.6, 1.0):
+        loc = cf.local_x0(x, t, train, 3)[:, 0, 3, 3]          # r = 3 covers the whole 7x7 image from (3, 3)
+        glob = cf.ideal_x0(x, t, train)[:, 0, 3, 3]
+        assert torch.allclose(loc, glob, atol=1e-12, rtol=0), (t, loc, glob)
+    # away from the centre the same window misses part of the image, and the two differ
+    assert not torch.allclose(cf.local_x0(x, 0.3, train, 3)[:, 0, 0, 0], cf.ideal_x0(x, 0.3, train)[:, 0, 0, 0])
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_local_footprint_is_exactly_the_window(r):
+    train = _rand_images(12, 9, seed=11, dtype=torch.float32)
+    model = cf.LocalPosteriorDenoiser(train, r)
+    for pixel in [(4, 4), (0, 0), (8, 3)]:
+        mask = locality.gradient_footprint(model, pixel=pixel, image_size=9, t=0.5)
+        i, j = pixel
+        want = torch.zeros(9, 9, dtype=torch.bool)
+        want[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = True
+        assert torch.equal(mask, want), (pixel, mask.int())
+    # the ideal denoiser is global: its centre pixel depends on every input pixel
+    assert bool(locality.gradient_footprint(cf.IdealDenoiser(train), pixel=(4, 4), image_size=9).all())
+
+
+def test_module_interface_and_velocity_conversion():
+    train = _rand_images(10, 6, seed=12, dtype=torch.float32)
+    x = torch.randn(3, 1, 6, 6, generator=torch.Generator().manual_seed(13))
+    t = torch.tensor([0.2, 0.5, 1.0])
+    for cls, args in [(cf.IdealDenoiser, ()), (cf.LocalPosteriorDenoiser, (2,))]:
+        vel = cls(train, *args)
+        x0m = cls(train, *args, prediction="x0")
+        assert vel.prediction == "velocity" and x0m.prediction == "x0"
+        assert vel.radius == (args[0] if args else None)
+        assert models.count_parameters(vel) == 0 and vel.config["n_train"] == 10
+        x0_hat = x0m(x, t)
+        assert torch.allclose(vel(x, t), path.to_velocity(x0_hat, "x0", x, t), atol=1e-6)
+        assert torch.allclose(path.to_x0(vel(x, t), "velocity", x, t), x0_hat, atol=1e-5)
+        assert torch.isfinite(x0m(x, 0.0)).all()
+        with pytest.raises(ValueError, match="infinite at t = 0"):
+            vel(x, 0.0)
+        assert vel.double()(x.double(), t.double()).dtype == torch.float64
+
+
+def test_ideal_recovery_returns_a_training_image():
+    """The ideal denoiser's flow memorises: a noised training image comes back (almost) exactly."""
+    train = _rand_images(20, 6, seed=14, dtype=torch.float32)
+    model = cf.IdealDenoiser(train)
+    rec, _ = evaluate.recover(model, train[:4], 0.3, steps_per_unit_time=32, seed=0)
+    nearest = torch.cdist(rec.reshape(4, -1), train.reshape(20, -1)).min(1)
+    assert torch.equal(nearest.indices, torch.arange(4))
+    assert float(nearest.values.max()) < 1e-3
+    # the local closed-form model runs through the same sampler; with one training image it returns that image
+    one = cf.LocalPosteriorDenoiser(train[:1], 1)
+    rec, _ = evaluate.recover(one, torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(15)), 0.6,
+                              steps_per_unit_time=5, seed=0)
+    assert torch.allclose(rec, train[:1].expand(2, -1, -1, -1), atol=1e-5)
+
+
+def test_errors_are_clear():
+    train = _rand_images(3, 5)
+    x = torch.zeros(2, 1, 5, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"shape \(N, 1, H, W\)"):
+        cf.IdealDenoiser(train[:, 0])
+    with pytest.raises(ValueError, match="floating point"):
+        cf.IdealDenoiser((train * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        cf.IdealDenoiser(train * float("nan"))
+    with pytest.raises(ValueError, match="at least one"):
+        cf.IdealDenoiser(train[:0])
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="radius"):
+            cf.LocalPosteriorDenoiser(train, bad)
+    with pytest.raises(ValueError, match="'velocity' or 'x0'"):
+        cf.IdealDenoiser(train, prediction="noise")
+    with pytest.raises(ValueError, match="5x5; got noisy images of 4x4"):
+        cf.ideal_x0(torch.zeros(2, 1, 4, 4, dtype=torch.float64), 0.5, train)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        cf.local_x0(x, 1.5, train, 1)
+    with pytest.raises(ValueError, match="shape"):
+        cf.ideal_x0(x, torch.tensor([0.1, 0.2, 0.3]), train)
