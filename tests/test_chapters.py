@@ -35,7 +35,15 @@ def test_chapter_executes(md: Path, monkeypatch):
         pytest.skip("unchanged since its last successful run (cached); delete _build/.jupyter_cache to rerun")
     except KeyError:
         pass
-    result = single_nb_execution(nb, cwd=str(md.parent), allow_errors=False, timeout=900, meta_override=True)
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    result = single_nb_execution(nb, cwd=str(md.parent), allow_errors=False, timeout=600, meta_override=True)
+    if isinstance(result.err, (CellTimeoutError, DeadKernelError)):
+        # Once in CI (transition_lab, 2026-11-27) the client waited on an idle kernel until the cell timeout, and the
+        # same chapter then ran without a stall three times; a stalled kernel is retried once in a new one, and says so.
+        print(f"{md.stem}: {type(result.err).__name__} after {result.time:.0f} s; retrying once in a new kernel")
+        result = single_nb_execution(read_chapter(md), cwd=str(md.parent), allow_errors=False, timeout=600,
+                                     meta_override=True)
     if result.err is not None:
         pytest.fail(f"{md.relative_to(ROOT)} failed after {result.time:.1f} s:\n{result.exc_string}", pytrace=False)
     record = cache.add_nb_to_project(str(md), read_data={"type": "plugin", "name": "myst_nb_md"})
