@@ -24,6 +24,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from torch import nn
 from .models import build_model
 
 __all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "load", "pretrained", "train", "check",
-           "local_denoisers", "global_unet", "sha256"]
+           "local_denoisers", "global_unet", "sha256", "provenance"]
 
 HELD_OUT = 2000
 
@@ -175,6 +176,31 @@ def _held_out_images(dataset: str) -> torch.Tensor:
     return test[:HELD_OUT]
 
 
+def provenance(device: torch.device | str = "cpu") -> dict:
+    """Where and with what a result was produced: device, threads, machine, torch, Python, git commit, date (UTC).
+    The records of shipped checkpoints and shipped results (:mod:`localdiff_lib.cmi_map`) carry these fields."""
+    dev = torch.device(device)
+    return dict(
+        device=str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        threads=torch.get_num_threads(),
+        machine=f"{platform.machine()}, {_cpu_name()}, {os.cpu_count()} logical CPUs",
+        torch=torch.__version__,
+        python=platform.python_version(),
+        git_commit=_git_commit(),
+        date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
@@ -225,13 +251,7 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
                       values=dict(zip(keys, [float(v) for v in hist.held_out]))),
         steps=int(hist.steps),
         seconds=round(seconds, 1),
-        device=str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
-        threads=torch.get_num_threads(),
-        machine=f"{platform.machine()}, {platform.processor() or 'unknown CPU'}",
-        torch=torch.__version__,
-        python=platform.python_version(),
-        git_commit=_git_commit(),
-        date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **provenance(dev),
         sha256=sha256(out / "model.pt"),
         size_bytes=(out / "model.pt").stat().st_size,
     )

@@ -1,6 +1,7 @@
 """The paper's CMI map ``I(A:C|B)(t, r)`` on MNIST, estimated by a bank of neural critics, and its Gaussian surrogate.
 
-Geometry (the paper's): images cropped to their top-left ``27 x 27`` pixels so that there is a centre pixel ``A``;
+Geometry (the paper's, :func:`localdiff_lib.info.paper_crop`): the first row and column of each image dropped, so
+the ``27 x 27`` crop has a centre pixel ``A``, pixel ``(14, 14)`` of the 28 x 28 image;
 ``B`` the square annulus of **buffer radius** ``r`` around it (``r = 1..12``); ``C`` the rest of the crop.
 ``I(A:C|B) = I(A:BC) - I(A:B)`` at each path time ``t``, the two terms estimated by critics of one family and one
 budget (:mod:`localdiff_lib.estimators`), or ``I(A:C|B) = H(A|B) - H(A|BC)`` with mixture-density models of the
@@ -16,16 +17,22 @@ fresh images and fresh noise, and the values are measured on the held-out test s
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .config import pick
 from .density import train_density_bank
-from .estimators import BOUNDS, confidence_interval, train_critic_bank
-from .info import SurrogateMap, gaussian_surrogate, regions, surrogate_cmi_map
+from .estimators import BOUNDS, confidence_interval, student_t_quantile, train_critic_bank
+from .info import PAPER_CROP, SurrogateMap, gaussian_surrogate, paper_crop, regions, surrogate_cmi_map
 
 __all__ = [
     "PAPER_T",
@@ -64,6 +71,8 @@ class CMIMap:
     level: float
     seconds: float
     settings: dict
+    budgets: dict | None = None  # steps -> the map's arrays at that training budget (image_cmi_map)
+    bias: np.ndarray | None = None  # (T, R) explicit bias term already included in cmi_hw (0 where converged)
 
     @property
     def peak(self) -> tuple[float, int, float, float]:
@@ -83,6 +92,7 @@ class CMIMap:
 
 
 def _flat_crop(images: torch.Tensor, crop: int) -> torch.Tensor:
+    """The paper's crop (:func:`localdiff_lib.info.paper_crop`) of ``(N, 1, H, H)`` or ``(N, H, H)`` images, flattened."""
     images = torch.as_tensor(images)
     if images.ndim == 4:
         if images.shape[1] != 1:
@@ -90,11 +100,9 @@ def _flat_crop(images: torch.Tensor, crop: int) -> torch.Tensor:
         images = images[:, 0]
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"images must be (N, 1, H, H) or (N, H, H), got {tuple(images.shape)}")
-    if not 3 <= crop <= images.shape[1]:
-        raise ValueError(f"crop must lie in [3, {images.shape[1]}], got {crop}")
     if images.is_floating_point() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
         raise ValueError("pixels must lie in [0, 1] (the course's convention); rescale the images first")
-    return images[:, :crop, :crop].reshape(images.shape[0], -1).float()
+    return paper_crop(images, crop).reshape(images.shape[0], -1).float()
 
 
 def neural_cmi_map(
@@ -103,7 +111,7 @@ def neural_cmi_map(
     t_values=PAPER_T,
     radii=range(1, 13),
     *,
-    crop: int = 27,
+    crop: int = PAPER_CROP,
     bound: str = "infonce",
     seeds: int = 3,
     steps: int = 2000,
@@ -227,3 +235,336 @@ def mnist_cmi_map(name: str = "mnist", seed: int = 0, device=None, **overrides) 
     train, _ = load_dataset(name, "train")
     test, _ = load_dataset(name, "test")
     return neural_cmi_map(train, test, seed=seed, device=device, **kw)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The map with image models: converged, with intervals that include the training bias, shipped with provenance
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _combined_half_width(per_seed: np.ndarray, d_img: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds and the half-width of an interval that adds two independent errors in quadrature: the
+    seed-to-seed (training) spread, a Student-t interval, and the finite held-out sample, the paired standard
+    error of the per-sample differences averaged over seeds (all seeds of a time score the same samples).
+    ``per_seed`` ``(S, ...)``, ``d_img`` ``(n, ...)``."""
+    m, hw_seed = confidence_interval(per_seed, level)
+    z = student_t_quantile(0.5 + level / 2, 10_000)
+    se_img = d_img.std(0, ddof=1) / np.sqrt(d_img.shape[0])
+    return m, np.sqrt(hw_seed**2 + (z * se_img) ** 2)
+
+
+def image_cmi_map(
+    train_images: torch.Tensor,
+    eval_images: torch.Tensor,
+    t_values,
+    radii,
+    *,
+    crop: int = PAPER_CROP,
+    seeds: int = 3,
+    steps: int = 2000,
+    report_at=None,
+    batch: int = 128,
+    width: int = 8,
+    hidden: int = 64,
+    patch: int = 4,
+    components: int = 8,
+    lr: float = 2e-3,
+    val_images: int = 5000,
+    val_samples: int = 2048,
+    eval_samples: int = 4096,
+    pixel_levels: int | None = 255,
+    level: float = 0.95,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: dict | None = None,
+    on_time: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> "CMIMap":
+    """The CMI map ``I(A:C|B)(t, r)`` with the image models of :mod:`localdiff_lib.image_density` (chapter "The CMI barrier").
+
+    Per time ``t`` one bank of ``seeds * (2 + R)`` models is trained: per seed ``q(a)``, ``q(a | B u C)`` (shared by
+    all radii) and ``q(a | B_r)`` for each ``r``, on the same batches (fresh images and noise every batch; each
+    ``(seed, t)`` group draws its own), with early stopping on ``val_images`` training images held back, and scored on
+    the same ``eval_samples`` held-out samples (test images, fresh noise). The CMI of a seed is the mean of the
+    per-sample log-likelihood ratio ``log q(a | BC) - log q(a | B_r)``; the interval adds the seed-to-seed spread
+    and the paired per-sample standard error (:func:`_combined_half_width`). ``report_at`` (default ``[steps / 4,
+    steps / 2, steps]``) are budgets of the same run at which the map is also reported; where the last doubling moves
+    a value by more than its half-width, that change is added to the half-width as an explicit bias term
+    (``CMIMap.bias``). ``progress`` (a dict of finished times, from an earlier interrupted run) skips those times;
+    ``on_time(progress)`` is called after each time, to save it.
+    """
+    from .image_density import train_image_density_bank
+
+    if seeds < 2:
+        raise ValueError("use at least 2 seeds: the confidence intervals are across seeds")
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    t_values = np.asarray(t_values, dtype=np.float64).reshape(-1)
+    if t_values.size == 0 or t_values.min() < 0 or t_values.max() >= 1:
+        raise ValueError(f"t_values must be non-empty and lie in [0, 1) (at t = 1 every CMI is 0), got {t_values}")
+    radii = np.asarray(list(radii), dtype=np.int64).reshape(-1)
+    report_at = sorted({int(s) for s in (report_at or [max(1, steps // 4), max(1, steps // 2), steps])})
+    x_all = _flat_crop(train_images, crop)
+    if not 0 < val_images < x_all.shape[0]:
+        raise ValueError(f"val_images must lie in (0, {x_all.shape[0]}), got {val_images}")
+    xtr, xval = x_all[:-val_images].to(dev), x_all[-val_images:].to(dev)
+    xev = _flat_crop(eval_images, crop).to(dev)
+    D = crop * crop
+    A = regions((crop, crop), None, 0)[0][0]
+    masks = torch.zeros(2 + len(radii), D)  # q(a), q(a | BC), q(a | B_r)
+    masks[1] = 1.0
+    masks[1, A] = 0.0
+    for j, r in enumerate(radii):
+        masks[2 + j, regions((crop, crop), None, int(r))[1]] = 1.0
+    progress = dict(progress or {})
+    t_start = time.perf_counter()
+    for i, t in enumerate(t_values):
+        key = f"{t:.4f}"
+        if key in progress:
+            continue
+        tt = float(t)
+
+        def sampler(split, n, gen, tt=tt):
+            # training: every (seed, t) group draws its own images and noise; validation and evaluation: one draw
+            # shared by all seeds, so that the seeds differ only by their training
+            data = {"train": xtr, "val": xval, "eval": xev}[split]
+            g = seeds if split == "train" else 1
+            x0 = data[torch.randint(0, data.shape[0], (g, n), generator=gen, device=dev)]
+            x = (1 - tt) * x0 + tt * torch.randn(x0.shape, generator=gen, device=dev)
+            return x.expand(seeds, n, x.shape[2])
+
+        w0 = 1.0 / pixel_levels if (tt == 0 and pixel_levels) else 0.0
+        res = train_image_density_bank(
+            sampler, masks[None].repeat(seeds, 1, 1), crop, A, bin_width=[w0] * seeds, steps=steps, batch=batch,
+            lr=lr, width=width, hidden=hidden, patch=patch, components=components, val_samples=val_samples,
+            eval_samples=eval_samples, report_at=report_at, seed=seed + 1000 * i, device=dev,
+            log=None if log is None else (lambda msg, tt=tt: log(f"t = {tt:.3f}, {msg}")))
+        entry = {"seconds": res.seconds, "budgets": {}}
+        for s in res.steps:
+            lq = res.log_q[s].reshape(seeds, 2 + len(radii), -1)  # (S, models, n)
+            d_bc = lq[:, 1] - lq[:, 0]  # I(A:BC) per sample
+            d_cmi = lq[:, 1:2] - lq[:, 2:]  # (S, R, n) I(A:C|B_r) per sample
+            entry["budgets"][str(s)] = dict(
+                h=(-lq.mean(2)).tolist(),  # (S, 2 + R) held-out cross-entropies
+                cmi_seed=d_cmi.mean(2).tolist(), mi_bc_seed=d_bc.mean(1).tolist(),
+                cmi_se_img=(d_cmi.mean(0).std(1, ddof=1) / np.sqrt(d_cmi.shape[2])).tolist(),
+                mi_bc_se_img=float(d_bc.mean(0).std(ddof=1) / np.sqrt(d_bc.shape[1])),
+                best_step=res.best_step[s].reshape(seeds, -1).tolist())
+        entry["val_curve"] = res.val_curve[:, :1].tolist() + []
+        entry["val_mean"] = res.val_curve[:, 1:].reshape(len(res.val_curve), seeds, -1).mean(1).tolist()
+        progress[key] = entry
+        if on_time is not None:
+            on_time(progress)
+        if log is not None:
+            b = entry["budgets"][str(report_at[-1])]
+            log(f"t = {tt:.3f} done in {res.seconds:.0f} s: CMI per r (mean of seeds) "
+                + ", ".join(f"r={r}: {v:.4f}" for r, v in zip(radii, np.mean(b['cmi_seed'], 0))))
+    settings = dict(estimator="image-density", crop=crop, seeds=seeds, steps=steps, report_at=report_at, batch=batch,
+                    width=width, hidden=hidden, patch=patch, components=components, lr=lr, val_images=val_images,
+                    val_samples=val_samples, eval_samples=eval_samples, pixel_levels=pixel_levels, seed=seed,
+                    device=str(dev), n_train=int(xtr.shape[0]), n_eval=int(xev.shape[0]))
+    return map_from_progress(t_values, radii, progress, settings, level, time.perf_counter() - t_start)
+
+
+def map_from_progress(t_values, radii, progress: dict, settings: dict, level: float = 0.95,
+                      seconds: float | None = None) -> "CMIMap":
+    """Assemble a :class:`CMIMap` from the per-time records of :func:`image_cmi_map` (or of a shipped result)."""
+    t_values = np.asarray(t_values, dtype=np.float64)
+    radii = np.asarray(radii, dtype=np.int64)
+    entries = [progress[f"{t:.4f}"] for t in t_values]
+    budgets = [int(s) for s in settings["report_at"]]
+    per_budget = {}
+    for s in budgets:
+        bs = [e["budgets"][str(s)] for e in entries]
+        cmi_seed = np.stack([np.asarray(b["cmi_seed"]) for b in bs], axis=1)  # (S, T, R)
+        bc_seed = np.stack([np.asarray(b["mi_bc_seed"]) for b in bs], axis=1)  # (S, T)
+        S = cmi_seed.shape[0]
+        q = student_t_quantile(0.5 + level / 2, S - 1)
+        z = student_t_quantile(0.5 + level / 2, 10_000)
+        se_img = np.stack([np.asarray(b["cmi_se_img"]) for b in bs])  # (T, R)
+        bc_se = np.array([b["mi_bc_se_img"] for b in bs])
+        hw = np.sqrt((q * cmi_seed.std(0, ddof=1) / np.sqrt(S)) ** 2 + (z * se_img) ** 2)
+        bc_hw = np.sqrt((q * bc_seed.std(0, ddof=1) / np.sqrt(S)) ** 2 + (z * bc_se) ** 2)
+        h = np.stack([np.asarray(b["h"]) for b in bs], axis=1)  # (S, T, 2 + R)
+        per_budget[s] = dict(cmi=cmi_seed.mean(0), cmi_hw=hw, mi_a_bc=bc_seed.mean(0), mi_a_bc_hw=bc_hw,
+                             per_seed_cmi=cmi_seed, per_seed_mi_a_bc=bc_seed, mi_a_b=(h[:, :, :1] - h[:, :, 2:]).mean(0))
+    last = per_budget[budgets[-1]]
+    bias = np.zeros_like(last["cmi"])
+    if len(budgets) >= 2:
+        change = np.abs(last["cmi"] - per_budget[budgets[-2]]["cmi"])
+        bias = np.where(change > last["cmi_hw"], change, 0.0)
+    secs = float(sum(e["seconds"] for e in entries)) if seconds is None else seconds
+    return CMIMap(t_values, radii, last["cmi"], last["cmi_hw"] + bias, last["mi_a_bc"], last["mi_a_bc_hw"],
+                  last["mi_a_b"], last["per_seed_cmi"], last["per_seed_mi_a_bc"], "image-density", level, secs,
+                  dict(settings), budgets=per_budget, bias=bias)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shipped maps: the library's own command, with provenance (like localdiff_lib.checkpoints)
+# ----------------------------------------------------------------------------------------------------------
+
+#: times in the order a run computes them: the middle of the path first (what a CPU run must reach), then the rest
+_T_FIRST = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+_T_REST = (0.0, 0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.7)
+
+
+def _map_recipe(dataset: str, **kw) -> dict:
+    base = dict(dataset=dataset, t_values=_T_FIRST + _T_REST, radii=(1, 2, 3, 4, 6, 12), seeds=3, steps=6000,
+                batch=128, width=8, hidden=64, patch=4, components=8, lr=2e-3, val_images=5000, val_samples=2048,
+                eval_samples=4096, seed=0)
+    base.update(kw)
+    return base
+
+
+#: name -> the arguments of :func:`image_cmi_map` and the data set. ``*-cpu``: sized for one CPU core (a background
+#: run of hours); ``*-gpu``: the whole grid of the paper's radii, for one GPU (``--device cuda``).
+MAP_RECIPES: dict[str, dict] = {
+    "mnist-cpu": _map_recipe("mnist"),
+    "fashion-mnist-cpu": _map_recipe("fashion-mnist"),
+    "mnist-gpu": _map_recipe("mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000, batch=256,
+                             t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
+    "fashion-mnist-gpu": _map_recipe("fashion-mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000,
+                                     batch=256, t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
+}
+
+
+def results_dir() -> Path:
+    """Where shipped results live (inside the installed package)."""
+    return Path(__file__).resolve().parent / "results"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_map(name: str, directory: str | Path | None = None, device: str | None = None, threads: int | None = None,
+            restart: bool = False, recipe: dict | None = None) -> dict:
+    """Compute recipe ``name`` of :data:`MAP_RECIPES` into ``directory/cmi-map-NAME/`` and return its record.
+
+    The directory holds ``results.json`` (the recipe and one entry per finished time), ``record.json`` (command,
+    recipe, finished times, machine, torch, git commit, wall time, SHA-256 of ``results.json``) and ``run.log``.
+    Both JSON files are rewritten atomically after every time, so an interrupted run keeps every finished time and
+    the same command resumes it; a run whose recipe differs from the one on disk is refused (``restart=True``
+    starts again). ``recipe`` replaces the named recipe (tests and experiments; the record keeps it).
+    """
+    from .checkpoints import provenance, sha256
+    from .data import load_dataset
+
+    if recipe is None and name not in MAP_RECIPES:
+        raise ValueError(f"unknown map recipe {name!r}; the recipes are: {', '.join(MAP_RECIPES)}")
+    recipe = json.loads(json.dumps(MAP_RECIPES[name] if recipe is None else recipe))
+    out = (Path(directory) if directory is not None else results_dir()) / f"cmi-map-{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    res_file, rec_file, log_file = out / "results.json", out / "record.json", out / "run.log"
+    times, seconds_before = {}, 0.0
+    if res_file.exists() and not restart:
+        old = json.loads(res_file.read_text())
+        if old["recipe"] != recipe:
+            diff = {k: (old["recipe"].get(k), recipe.get(k)) for k in set(old["recipe"]) | set(recipe)
+                    if old["recipe"].get(k) != recipe.get(k)}
+            raise ValueError(f"{res_file} was computed with another recipe (on disk, now): {diff}; "
+                             "pass restart=True (--restart) to discard it")
+        times = old["times"]
+        seconds_before = float(json.loads(rec_file.read_text()).get("seconds", 0.0)) if rec_file.exists() else 0.0
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    command = f"python -m localdiff_lib.cmi_map run {name}" + (f" --threads {threads}" if threads else "") + (
+        f" --device {device}" if device else "")
+    logf = open(log_file, "a")
+
+    def log(msg):
+        logf.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+        logf.flush()
+
+    log(f"# {command} (resuming with {len(times)} finished times)" if times else f"# {command}")
+    t_run = time.perf_counter()
+    record = {}
+
+    def save(progress):
+        nonlocal record
+        _atomic_write(res_file, json.dumps(dict(recipe=recipe, times=progress)) + "\n")
+        done = [t for t in recipe["t_values"] if f"{t:.4f}" in progress]
+        record = dict(name=name, command=command, recipe=recipe, finished_t=done,
+                      complete=len(done) == len(recipe["t_values"]),
+                      seconds=round(seconds_before + time.perf_counter() - t_run, 1), **provenance(dev),
+                      sha256=sha256(res_file), size_bytes=res_file.stat().st_size)
+        _atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
+
+    if times and rec_file.exists() and all(f"{t:.4f}" in times for t in recipe["t_values"]):
+        log("# nothing to do: every time is finished")
+        logf.close()
+        return json.loads(rec_file.read_text())
+    train, _ = load_dataset(recipe["dataset"], "train")
+    test, _ = load_dataset(recipe["dataset"], "test")
+    kw = {k: v for k, v in recipe.items() if k not in ("dataset", "t_values", "radii")}
+    try:
+        image_cmi_map(train, test, recipe["t_values"], recipe["radii"], device=dev, progress=times, on_time=save,
+                      log=log, **kw)
+    finally:
+        log("# stopped" if not record.get("complete") else f"# complete in {record['seconds']:.0f} s")
+        logf.close()
+    return record
+
+
+def load_map(name: str, directory: str | Path | None = None, level: float = 0.95) -> CMIMap:
+    """The shipped map ``name`` as a :class:`CMIMap` over its finished times (sorted), after checking its SHA-256."""
+    from .checkpoints import sha256
+
+    out = (Path(directory) if directory is not None else results_dir()) / f"cmi-map-{name}"
+    rec_file, res_file = out / "record.json", out / "results.json"
+    if not rec_file.exists():
+        raise FileNotFoundError(f"no shipped map {name!r} in {out.parent}; produce it with "
+                                f"`python -m localdiff_lib.cmi_map run {name}`")
+    rec = json.loads(rec_file.read_text())
+    if sha256(res_file) != rec["sha256"]:
+        raise ValueError(f"{res_file} does not match the SHA-256 of its record: it was changed after the run; "
+                         "recompute it with the command in record.json")
+    res = json.loads(res_file.read_text())
+    recipe = res["recipe"]
+    t_done = sorted(rec["finished_t"])
+    settings = {k: v for k, v in recipe.items() if k not in ("t_values", "radii")}
+    settings["report_at"] = sorted({max(1, recipe["steps"] // 4), max(1, recipe["steps"] // 2), recipe["steps"]})
+    m = map_from_progress(t_done, recipe["radii"], res["times"], settings, level)
+    m.settings["record"] = rec
+    return m
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localdiff_lib.cmi_map",
+                                     description="Shipped CMI maps: compute (resumable), list, check.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="compute a map recipe into its results directory (resumes an interrupted run)")
+    p.add_argument("names", nargs="+", choices=list(MAP_RECIPES))
+    p.add_argument("--dir", default=None, help="output directory (default: the shipped location)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--restart", action="store_true", help="discard a finished part computed with another recipe")
+    sub.add_parser("list", help="list the recipes and what is shipped")
+    c = sub.add_parser("check", help="reload each shipped map (hash and shape) and print it")
+    c.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        for n in args.names:
+            rec = run_map(n, args.dir, args.device, args.threads, args.restart)
+            print(f"{n}: {len(rec['finished_t'])} times in {rec['seconds']:.0f} s, sha256 {rec['sha256'][:16]}...")
+    elif args.cmd == "list":
+        for n, r in MAP_RECIPES.items():
+            f = results_dir() / f"cmi-map-{n}" / "record.json"
+            state = "not shipped"
+            if f.exists():
+                rec = json.loads(f.read_text())
+                state = f"shipped, {len(rec['finished_t'])}/{len(r['t_values'])} times"
+            print(f"{n:22s} {state:26s} {len(r['t_values'])} times x radii {r['radii']}, {r['seeds']} seeds, "
+                  f"{r['steps']} steps")
+    else:
+        names = args.names or sorted(p.name[len("cmi-map-"):] for p in results_dir().glob("cmi-map-*"))
+        for n in names:
+            m = load_map(n)
+            print(f"{n}: {len(m.t)} times, radii {list(m.r)}\n{m.table(4)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

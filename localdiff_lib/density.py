@@ -34,7 +34,7 @@ from torch import nn
 
 from .estimators import BankResult, CriticBank, Estimate, _check_disjoint, _estimate, _mask, _vector_sampler
 
-__all__ = ["DensityBank", "train_density_bank", "estimate_cmi", "estimate_mi"]
+__all__ = ["DensityBank", "mixture_log_prob", "train_density_bank", "estimate_cmi", "estimate_mi"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -66,24 +66,30 @@ class DensityBank(CriticBank):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(G, N, D)`` -> ``log q_k(a_i | context_i)`` ``(G * c, N)``: a log density, or a log bin probability
         for the groups with ``bin_width > 0``."""
-        K = self.components
-        out = self.context(x).float()
-        logit, mu, raw = out[..., :K], out[..., K:2 * K] + self.centres, out[..., 2 * K:]
-        sigma = 0.3 * nn.functional.softplus(raw + 0.5) + 1e-4
         a = x[:, :, self.a_idx[0]].float().repeat_interleave(self.shape[1], dim=0)[..., None]  # (K', N, 1)
-        log_pi = torch.log_softmax(logit, dim=-1)
-        log_density = -torch.log(sigma) - 0.5 * ((a - mu) / sigma) ** 2 - _LOG_SQRT_2PI
-        w = self.bin_width
-        if bool((w > 0).any()):
-            half = 0.5 * w
-            up, lo = (a + half - mu) / sigma, (a - half - mu) / sigma
-            p_mid = torch.special.ndtr(up) - torch.special.ndtr(lo)
-            # a tiny bin probability loses its digits in the subtraction: use density x width there
-            log_mid = torch.where(p_mid > 1e-6, torch.log(p_mid.clamp_min(1e-30)), log_density + torch.log(w.clamp_min(1e-30)))
-            log_bin = torch.where(a >= 1 - half, torch.special.log_ndtr(-lo),
-                                  torch.where(a <= half, torch.special.log_ndtr(up), log_mid))
-            log_density = torch.where(w > 0, log_bin, log_density)
-        return torch.logsumexp(log_pi + log_density, dim=-1)
+        return mixture_log_prob(self.context(x).float(), a, self.centres, self.bin_width)
+
+
+def mixture_log_prob(out: torch.Tensor, a: torch.Tensor, centres: torch.Tensor, bin_width: torch.Tensor) -> torch.Tensor:
+    """The mixture head shared by the density models: ``out`` ``(K, N, 3M)`` (logits, mean offsets from ``centres``,
+    raw widths of ``M`` Gaussians), ``a`` ``(K, N, 1)`` -> ``log q(a)`` ``(K, N)``. A model whose ``bin_width`` ``(K, 1, 1)``
+    is positive scores the probability of the bin ``[a - w/2, a + w/2]`` (open edge bins at 0 and 1)."""
+    M = centres.numel()
+    logit, mu, raw = out[..., :M], out[..., M:2 * M] + centres, out[..., 2 * M:]
+    sigma = 0.3 * nn.functional.softplus(raw + 0.5) + 1e-4
+    log_pi = torch.log_softmax(logit, dim=-1)
+    log_density = -torch.log(sigma) - 0.5 * ((a - mu) / sigma) ** 2 - _LOG_SQRT_2PI
+    w = bin_width
+    if bool((w > 0).any()):
+        half = 0.5 * w
+        up, lo = (a + half - mu) / sigma, (a - half - mu) / sigma
+        p_mid = torch.special.ndtr(up) - torch.special.ndtr(lo)
+        # a tiny bin probability loses its digits in the subtraction: use density x width there
+        log_mid = torch.where(p_mid > 1e-6, torch.log(p_mid.clamp_min(1e-30)), log_density + torch.log(w.clamp_min(1e-30)))
+        log_bin = torch.where(a >= 1 - half, torch.special.log_ndtr(-lo),
+                              torch.where(a <= half, torch.special.log_ndtr(up), log_mid))
+        log_density = torch.where(w > 0, log_bin, log_density)
+    return torch.logsumexp(log_pi + log_density, dim=-1)
 
 
 def _check_on_grid(x: torch.Tensor, a: int, bin_width: torch.Tensor) -> None:

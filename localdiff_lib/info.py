@@ -31,6 +31,9 @@ __all__ = [
     "gaussian_cmi_logdet",
     "path_covariance",
     "regions",
+    "PAPER_CROP",
+    "paper_crop",
+    "paper_a_pixel",
     "gmrf_precision",
     "gmrf_covariance",
     "ar1_covariance",
@@ -197,6 +200,31 @@ def path_covariance(cov0, t: float):
 # ----------------------------------------------------------------------------------------------------------
 # Geometry
 # ----------------------------------------------------------------------------------------------------------
+
+
+PAPER_CROP = 27  # the paper's crop side: MNIST's 28 x 28 minus the first row and the first column
+
+
+def paper_crop(images, crop: int = PAPER_CROP):
+    """The paper's crop: drop the **first** ``H - crop`` rows and columns (``x[..., 1:, 1:]`` for 28 -> 27).
+
+    Works on arrays or tensors whose last two axes are ``(H, H)``. With ``crop = 27`` on MNIST the centre pixel of
+    the crop, ``A = (13, 13)``, is pixel ``(14, 14)`` of the original image (:func:`paper_a_pixel`). This is the one
+    definition of the geometry that the CMI map, the Gaussian surrogate, the transition lab and the assignments use.
+    """
+    H, W = images.shape[-2], images.shape[-1]
+    if H != W:
+        raise ValueError(f"images must be square in their last two axes, got {H} x {W}")
+    if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or not 3 <= crop <= H:
+        raise ValueError(f"crop must be an integer in [3, {H}] (the side of the crop), got {crop!r}")
+    k = H - int(crop)
+    return images[..., k:, k:]
+
+
+def paper_a_pixel(side: int = 28, crop: int = PAPER_CROP) -> tuple[int, int]:
+    """``A``'s (row, column) in the **original** ``side x side`` image: the centre of :func:`paper_crop`."""
+    k = side - crop
+    return (k + crop // 2, k + crop // 2)
 
 
 def regions(shape, center, r: int) -> tuple[list[int], list[int], list[int]]:
@@ -620,11 +648,13 @@ class SurrogateMap:
         return float(self.t[i]), int(self.r[j]), float(self.cmi[i, j])
 
 
-def surrogate_cmi_map(images, t_values, radii, crop: int = 27, center=None, dequantize: float = 1 / 255) -> SurrogateMap:
+def surrogate_cmi_map(images, t_values, radii, crop: int = PAPER_CROP, center=None,
+                      dequantize: float = 1 / 255) -> SurrogateMap:
     """The exact CMI map ``I(A:C|B)(t, r)`` of the Gaussian surrogate of ``images`` on the paper's geometry.
 
-    Images are cropped to their top-left ``crop x crop`` pixels (``x[..., :crop, :crop]``: MNIST's 28 becomes 27 so
-    that there is a centre pixel); ``A`` is the centre pixel (or ``center``), ``B`` the square annulus of buffer
+    Images are cut by :func:`paper_crop` (the first row and column dropped: MNIST's 28 becomes 27 so that there is a
+    centre pixel, pixel ``(14, 14)`` of the image); ``A`` is the centre pixel of the crop (or ``center``, in crop
+    coordinates), ``B`` the square annulus of buffer
     radius ``r``, ``C`` the rest of the crop. For each ``t`` the covariance is :func:`path_covariance` of the
     data covariance, and :func:`gaussian_cmi` gives the exact CMI of that Gaussian.
 
@@ -638,11 +668,9 @@ def surrogate_cmi_map(images, t_values, radii, crop: int = 27, center=None, dequ
     side = int(round(math.sqrt(x.shape[1])))
     if side * side != x.shape[1]:
         raise ValueError(f"images must be square, got {x.shape[1]} pixels")
-    if not 1 <= crop <= side:
-        raise ValueError(f"crop must lie in [1, {side}], got {crop}")
     if dequantize < 0:
         raise ValueError(f"dequantize must be >= 0, got {dequantize}")
-    x = x.reshape(-1, side, side)[:, :crop, :crop].reshape(x.shape[0], -1)
+    x = paper_crop(x.reshape(-1, side, side), crop).reshape(x.shape[0], -1)
     _, cov0 = gaussian_surrogate(x)
     cov0 = cov0 + dequantize**2 / 12.0 * np.eye(cov0.shape[0])
     t_values = np.asarray(t_values, dtype=np.float64).reshape(-1)
