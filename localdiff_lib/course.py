@@ -85,13 +85,25 @@ def colab_url(md: Path, root: Path = ROOT) -> str:
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{rel}"
 
 
-def sync(root: Path = ROOT) -> list[Path]:
-    """Rewrite each notebook chapter's install cell and regenerate its paired ``.ipynb`` (outputs stripped)."""
+def sync(root: Path = ROOT, only: list[str | Path] | None = None) -> list[Path]:
+    """Rewrite each notebook chapter's install cell and regenerate its paired ``.ipynb`` (outputs stripped).
+
+    ``only``: the chapters to sync (paths of ``.md`` files, or their stems), instead of every chapter.
+    """
     import jupytext
 
     cell = install_cell_source(root)
+    pages = list(filter(is_notebook, chapters(root)))
+    if only is not None:
+        def named(md: Path, p) -> bool:
+            return md.stem == str(p) or md.resolve() == Path(p).resolve()
+
+        unknown = [str(p) for p in only if not any(named(md, p) for md in pages)]
+        if unknown:
+            raise ValueError(f"not notebook chapters of _toc.yml: {unknown}")
+        pages = [md for md in pages if any(named(md, p) for p in only)]
     changed = []
-    for md in filter(is_notebook, chapters(root)):
+    for md in pages:
         text = md.read_text()
         m = re.search(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S)
         if m is None or INSTALL_MARK not in m.group(1):
@@ -111,7 +123,7 @@ def sync(root: Path = ROOT) -> list[Path]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["sync"]:
-        sys.exit("usage: python -m localdiff_lib.course sync")
-    for p in sync():
+    if sys.argv[1:2] != ["sync"]:
+        sys.exit("usage: python -m localdiff_lib.course sync [CHAPTER.md ...]   (default: every chapter)")
+    for p in sync(only=sys.argv[2:] or None):
         print("updated", p.relative_to(ROOT))

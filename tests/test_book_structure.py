@@ -53,8 +53,9 @@ def test_repository_url_is_set_in_one_place():
     url = course.repository_url()
     assert url == "https://github.com/local-diffusion/local-diffusion-course"
     hits = []
+    skip = {"_build", "tests", ".git", ".venv", "venv", "env", ".tox", ".nox", "node_modules"}  # not the course's files
     for p in course.ROOT.rglob("*"):
-        if p.is_file() and p.suffix in {".py", ".yml", ".yaml", ".toml", ".txt", ".cfg"} and not {"_build", "tests", ".git"} & set(p.parts):
+        if p.is_file() and p.suffix in {".py", ".yml", ".yaml", ".toml", ".txt", ".cfg"} and not skip & set(p.relative_to(course.ROOT).parts):
             if "local-diffusion/local-diffusion-course" in p.read_text(errors="ignore"):
                 hits.append(p.relative_to(course.ROOT).as_posix())
     assert hits == ["_config.yml"], f"the repository URL must be set only in _config.yml, also found in {hits}"

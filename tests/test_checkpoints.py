@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from localdiff_lib import checkpoints, models
+from localdiff_lib import checkpoints, data, models
 
 SHIPPED = checkpoints.available()
 
@@ -42,6 +42,9 @@ def test_shipped_checkpoint_reproduces_its_record(name, one_thread):
         assert not m.training
         if isinstance(m, models.LocalDenoiser):
             assert m.radius == int(key.split("=")[1])
+    dataset = rec["recipe"]["dataset"]
+    if dataset != "mnist" and data.load_optional(dataset, "test") is None:  # Fashion-MNIST is optional (note printed)
+        pytest.skip(f"{dataset} is not available: the held-out metric of {name} is not recomputed")
     result = checkpoints.check(name)  # raises if a metric moved by more than 0.1 %
     for key, (want, got) in result.items():
         assert want == rec["held_out"]["values"][key] and abs(got - want) <= 1e-3 * want

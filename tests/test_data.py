@@ -13,8 +13,9 @@ from localdiff_lib import data
 
 @pytest.fixture
 def fresh(tmp_path, monkeypatch):
-    """An empty cache directory and no in-memory copies; a torchvision download fails loudly if attempted."""
+    """An empty cache directory, no in-memory copies, nothing hidden; a torchvision download fails loudly if attempted."""
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.delenv(data.HIDE_ENV_VAR, raising=False)
     monkeypatch.setattr(data, "_MEMO", {})
     real = data._from_torchvision_files
 
@@ -163,3 +164,66 @@ def test_importing_the_library_touches_no_network_and_no_data():
     env = {**__import__("os").environ, data.ENV_VAR: "/nonexistent-localdiff-cache"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- optional data sets and the hide setting
+
+
+def test_a_hidden_data_set_is_unavailable_like_a_missing_one(fresh, monkeypatch):
+    monkeypatch.setenv(data.HIDE_ENV_VAR, " Fashion_MNIST, ")
+    assert data.hidden() == {"fashion-mnist"}
+    # even a copy already in memory is hidden, and no source is looked at
+    data._MEMO[("fashion-mnist", "test")] = (torch.zeros(10, 28, 28, dtype=torch.uint8), torch.zeros(10, dtype=torch.int64))
+    monkeypatch.setattr(data, "_from_cache", lambda *a: pytest.fail("a hidden data set must not be read"))
+    for load in (data.load_dataset, data.load_uint8, data.load):
+        with pytest.raises(data.DataUnavailableError) as err:
+            load("fashion-mnist", "test")
+        msg = str(err.value)
+        assert data.HIDE_ENV_VAR in msg and "apt-get install dataset-fashion-mnist" in msg and "download=True" in msg
+        assert err.value.hidden and (err.value.name, err.value.split) == ("fashion-mnist", "test")
+    monkeypatch.setenv(data.HIDE_ENV_VAR, "")
+    assert data.hidden() == frozenset()
+    monkeypatch.setenv(data.HIDE_ENV_VAR, "fashion-mnist,cifar10")
+    with pytest.raises(ValueError, match="unknown data sets"):
+        data.load_dataset("fashion-mnist", "test")
+
+
+@pytest.mark.parametrize("how", ["missing", "hidden"])
+def test_load_optional_returns_none_and_prints_one_note(fresh, monkeypatch, tmp_path, capsys, how):
+    if how == "hidden":
+        monkeypatch.setenv(data.HIDE_ENV_VAR, "fashion-mnist")
+    else:
+        monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    assert data.load_optional("fashion-mnist", "test", download=False) is None
+    out = capsys.readouterr().out
+    assert out.count("Note:") == 1 and out.startswith("Note: Fashion-MNIST (test split) is not available"), out
+    assert "apt-get install dataset-fashion-mnist" in out and "download=True" in out, out
+    assert (data.HIDE_ENV_VAR in out) == (how == "hidden"), out
+    assert "Tried:" not in out, out  # the note, not the whole error
+    with pytest.raises(ValueError, match="unknown data set"):
+        data.load_optional("cifar10", "test")
+
+
+@needs_fashion
+def test_load_optional_returns_a_present_data_set(fresh, capsys):
+    images, labels = data.load_optional("fashion-mnist", "test", download=False)
+    assert images.shape == (10_000, 1, 28, 28) and labels.shape == (10_000,)
+    assert capsys.readouterr().out == ""
+
+
+def test_virtual_environments_are_not_part_of_the_book():
+    """A .venv (or venv, .tox, node_modules) inside the repository holds Markdown and reST files that a strict
+    book build would read; _config.yml excludes such folders and .gitignore ignores the virtual environments."""
+    import yaml
+    from sphinx.util.matching import Matcher
+
+    from localdiff_lib.course import ROOT
+
+    patterns = yaml.safe_load((ROOT / "_config.yml").read_text())["exclude_patterns"]
+    folders = [".venv", "venv", "env", ".env", ".tox", ".nox", "node_modules"]
+    assert set(folders) <= set(patterns), patterns
+    excluded = Matcher(patterns)  # Sphinx prunes a folder whose relative path matches a pattern
+    assert all(excluded(folder) for folder in folders)
+    assert not any(excluded(page) for page in ("book/beyond.md", "book/assignments/about.md", "references.bib"))
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".venv/" in ignored and "venv/" in ignored
