@@ -317,7 +317,7 @@ def image_cmi_map(
         masks[2 + j, regions((crop, crop), None, int(r))[1]] = 1.0
     progress = dict(progress or {})
     t_start = time.perf_counter()
-    for i, t in enumerate(t_values):
+    for t in t_values:
         key = f"{t:.4f}"
         if key in progress:
             continue
@@ -336,7 +336,7 @@ def image_cmi_map(
         res = train_image_density_bank(
             sampler, masks[None].repeat(seeds, 1, 1), crop, A, bin_width=[w0] * seeds, steps=steps, batch=batch,
             lr=lr, width=width, hidden=hidden, patch=patch, components=components, val_samples=val_samples,
-            eval_samples=eval_samples, report_at=report_at, seed=seed + 1000 * i, device=dev,
+            eval_samples=eval_samples, report_at=report_at, seed=seed + int(round(1e4 * tt)), device=dev,
             log=None if log is None else (lambda msg, tt=tt: log(f"t = {tt:.3f}, {msg}")))
         entry = {"seconds": res.seconds, "budgets": {}}
         for s in res.steps:
@@ -439,7 +439,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def run_map(name: str, directory: str | Path | None = None, device: str | None = None, threads: int | None = None,
-            restart: bool = False, recipe: dict | None = None) -> dict:
+            restart: bool = False, recipe: dict | None = None, max_times: int | None = None) -> dict:
     """Compute recipe ``name`` of :data:`MAP_RECIPES` into ``directory/cmi-map-NAME/`` and return its record.
 
     The directory holds ``results.json`` (the recipe and one entry per finished time), ``record.json`` (command,
@@ -447,6 +447,7 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
     Both JSON files are rewritten atomically after every time, so an interrupted run keeps every finished time and
     the same command resumes it; a run whose recipe differs from the one on disk is refused (``restart=True``
     starts again). ``recipe`` replaces the named recipe (tests and experiments; the record keeps it).
+    ``max_times`` stops after that many more times (so that one data set's first times can come before another's).
     """
     from .checkpoints import provenance, sha256
     from .data import load_dataset
@@ -500,8 +501,10 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
     test, _ = load_dataset(recipe["dataset"], "test")
     kw = {k: v for k, v in recipe.items() if k not in ("dataset", "t_values", "radii")}
     try:
-        image_cmi_map(train, test, recipe["t_values"], recipe["radii"], device=dev, progress=times, on_time=save,
-                      log=log, **kw)
+        todo = [t for t in recipe["t_values"] if f"{t:.4f}" not in times][:max_times]
+        if todo:
+            image_cmi_map(train, test, todo, recipe["radii"], device=dev, progress=times, on_time=save, log=log,
+                          **kw)
     finally:
         log("# stopped" if not record.get("complete") else f"# complete in {record['seconds']:.0f} s")
         logf.close()
@@ -541,13 +544,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--restart", action="store_true", help="discard a finished part computed with another recipe")
+    p.add_argument("--max-times", type=int, default=None, help="stop after this many more times")
     sub.add_parser("list", help="list the recipes and what is shipped")
     c = sub.add_parser("check", help="reload each shipped map (hash and shape) and print it")
     c.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         for n in args.names:
-            rec = run_map(n, args.dir, args.device, args.threads, args.restart)
+            rec = run_map(n, args.dir, args.device, args.threads, args.restart, max_times=args.max_times)
             print(f"{n}: {len(rec['finished_t'])} times in {rec['seconds']:.0f} s, sha256 {rec['sha256'][:16]}...")
     elif args.cmd == "list":
         for n, r in MAP_RECIPES.items():
