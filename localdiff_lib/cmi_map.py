@@ -481,7 +481,7 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
 
     log(f"# {command} (resuming with {len(times)} finished times)" if times else f"# {command}")
     t_run = time.perf_counter()
-    record = {}
+    record, started = {}, provenance(dev)  # the commit and machine of the code that is running, read once
 
     def save(progress):
         nonlocal record
@@ -489,7 +489,7 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
         done = [t for t in recipe["t_values"] if f"{t:.4f}" in progress]
         record = dict(name=name, command=command, recipe=recipe, finished_t=done,
                       complete=len(done) == len(recipe["t_values"]),
-                      seconds=round(seconds_before + time.perf_counter() - t_run, 1), **provenance(dev),
+                      seconds=round(seconds_before + time.perf_counter() - t_run, 1), **started,
                       sha256=sha256(res_file), size_bytes=res_file.stat().st_size)
         _atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
 
