@@ -91,8 +91,9 @@ class CMIMap:
         return "\n".join(rows)
 
 
-def _flat_crop(images: torch.Tensor, crop: int) -> torch.Tensor:
-    """The paper's crop (:func:`localdiff_lib.info.paper_crop`) of ``(N, 1, H, H)`` or ``(N, H, H)`` images, flattened."""
+def _flat_crop(images: torch.Tensor, crop: int, unit_range: bool = True) -> torch.Tensor:
+    """The paper's crop (:func:`localdiff_lib.info.paper_crop`) of ``(N, 1, H, H)`` or ``(N, H, H)`` images, flattened.
+    ``unit_range``: pixels must lie in ``[0, 1]`` (``False`` for samples of a Gaussian surrogate)."""
     images = torch.as_tensor(images)
     if images.ndim == 4:
         if images.shape[1] != 1:
@@ -100,7 +101,7 @@ def _flat_crop(images: torch.Tensor, crop: int) -> torch.Tensor:
         images = images[:, 0]
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"images must be (N, 1, H, H) or (N, H, H), got {tuple(images.shape)}")
-    if images.is_floating_point() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
+    if unit_range and images.is_floating_point() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
         raise ValueError("pixels must lie in [0, 1] (the course's convention); rescale the images first")
     return paper_crop(images, crop).reshape(images.shape[0], -1).float()
 
@@ -273,6 +274,7 @@ def image_cmi_map(
     val_samples: int = 2048,
     eval_samples: int = 4096,
     pixel_levels: int | None = 255,
+    unit_range: bool = True,
     level: float = 0.95,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -291,7 +293,8 @@ def image_cmi_map(
     steps / 2, steps]``) are budgets of the same run at which the map is also reported; where the last doubling moves
     a value by more than its half-width, that change is added to the half-width as an explicit bias term
     (``CMIMap.bias``). ``progress`` (a dict of finished times, from an earlier interrupted run) skips those times;
-    ``on_time(progress)`` is called after each time, to save it.
+    ``on_time(progress)`` is called after each time, to save it. ``unit_range=False`` accepts pixels outside
+    ``[0, 1]`` (samples of a Gaussian surrogate, whose exact map is known: the coverage check).
     """
     from .image_density import train_image_density_bank
 
@@ -303,11 +306,11 @@ def image_cmi_map(
         raise ValueError(f"t_values must be non-empty and lie in [0, 1) (at t = 1 every CMI is 0), got {t_values}")
     radii = np.asarray(list(radii), dtype=np.int64).reshape(-1)
     report_at = sorted({int(s) for s in (report_at or [max(1, steps // 4), max(1, steps // 2), steps])})
-    x_all = _flat_crop(train_images, crop)
+    x_all = _flat_crop(train_images, crop, unit_range)
     if not 0 < val_images < x_all.shape[0]:
         raise ValueError(f"val_images must lie in (0, {x_all.shape[0]}), got {val_images}")
     xtr, xval = x_all[:-val_images].to(dev), x_all[-val_images:].to(dev)
-    xev = _flat_crop(eval_images, crop).to(dev)
+    xev = _flat_crop(eval_images, crop, unit_range).to(dev)
     D = crop * crop
     A = regions((crop, crop), None, 0)[0][0]
     masks = torch.zeros(2 + len(radii), D)  # q(a), q(a | BC), q(a | B_r)
@@ -422,9 +425,36 @@ MAP_RECIPES: dict[str, dict] = {
     "fashion-mnist-cpu": _map_recipe("fashion-mnist"),
     "mnist-gpu": _map_recipe("mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000, batch=256,
                              t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
+    # coverage: the same estimator and budget on samples of MNIST's Gaussian surrogate, whose map is exact
+    "mnist-surrogate-cpu": _map_recipe("mnist-surrogate", t_values=(0.1, 0.3, 0.6)),
     "fashion-mnist-gpu": _map_recipe("fashion-mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000,
                                      batch=256, t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
 }
+
+
+SURROGATE = "-surrogate"  # a data set name ending so ("mnist-surrogate"): samples of its Gaussian surrogate
+
+
+def surrogate_samples(dataset: str, t_values, radii, n_train: int = 60_000, n_test: int = 10_000, seed: int = 0,
+                      crop: int = PAPER_CROP):
+    """Samples of the Gaussian surrogate of ``dataset`` on the paper's crop, and its exact map: a problem with a
+    known answer in the map's own geometry, on which the map's intervals are checked (their coverage).
+
+    Returns ``(train, test, exact)``: ``(n, crop, crop)`` float32 tensors and ``exact = {"t", "r", "cmi" (T, R),
+    "mi_a_bc" (T,)}`` from :func:`localdiff_lib.info.surrogate_cmi_map` (the same covariance, dequantized)."""
+    from .data import load_dataset
+
+    images, _ = load_dataset(dataset, "train")
+    x = paper_crop(images[:, 0], crop).reshape(images.shape[0], -1).double().numpy()
+    mean, cov = gaussian_surrogate(x)
+    cov = cov + (1 / 255) ** 2 / 12.0 * np.eye(cov.shape[0])  # the dequantization of surrogate_cmi_map
+    L = np.linalg.cholesky(cov)
+    rng = np.random.default_rng(seed)
+    draw = [(mean + rng.standard_normal((n, cov.shape[0])) @ L.T).astype(np.float32).reshape(n, crop, crop)
+            for n in (n_train, n_test)]
+    sur = surrogate_cmi_map(images, [t for t in t_values if t > 0] or [0.5], radii, crop=crop)
+    exact = dict(t=sur.t.tolist(), r=sur.r.tolist(), cmi=sur.cmi.tolist(), mi_a_bc=sur.mi_a_bc.tolist())
+    return torch.from_numpy(draw[0]), torch.from_numpy(draw[1]), exact
 
 
 def results_dir() -> Path:
@@ -482,10 +512,11 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
     log(f"# {command} (resuming with {len(times)} finished times)" if times else f"# {command}")
     t_run = time.perf_counter()
     record, started = {}, provenance(dev)  # the commit and machine of the code that is running, read once
+    extra = {}  # what results.json holds besides the recipe and the times (the exact map of a surrogate)
 
     def save(progress):
         nonlocal record
-        _atomic_write(res_file, json.dumps(dict(recipe=recipe, times=progress)) + "\n")
+        _atomic_write(res_file, json.dumps(dict(recipe=recipe, times=progress, **extra)) + "\n")
         done = [t for t in recipe["t_values"] if f"{t:.4f}" in progress]
         record = dict(name=name, command=command, recipe=recipe, finished_t=done,
                       complete=len(done) == len(recipe["t_values"]),
@@ -497,9 +528,15 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
         log("# nothing to do: every time is finished")
         logf.close()
         return json.loads(rec_file.read_text())
-    train, _ = load_dataset(recipe["dataset"], "train")
-    test, _ = load_dataset(recipe["dataset"], "test")
     kw = {k: v for k, v in recipe.items() if k not in ("dataset", "t_values", "radii")}
+    if recipe["dataset"].endswith(SURROGATE):
+        train, test, exact = surrogate_samples(recipe["dataset"][:-len(SURROGATE)], recipe["t_values"],
+                                               recipe["radii"], seed=recipe["seed"])
+        extra["exact"] = exact
+        kw.update(unit_range=False, pixel_levels=None)
+    else:
+        train, _ = load_dataset(recipe["dataset"], "train")
+        test, _ = load_dataset(recipe["dataset"], "test")
     try:
         todo = [t for t in recipe["t_values"] if f"{t:.4f}" not in times][:max_times]
         if todo:
@@ -531,6 +568,10 @@ def load_map(name: str, directory: str | Path | None = None, level: float = 0.95
     settings["report_at"] = sorted({max(1, recipe["steps"] // 4), max(1, recipe["steps"] // 2), recipe["steps"]})
     m = map_from_progress(t_done, recipe["radii"], res["times"], settings, level)
     m.settings["record"] = rec
+    if "exact" in res:  # a surrogate's exact map, on the finished times
+        ex = res["exact"]
+        rows = [ex["t"].index(t) for t in t_done]
+        m.settings["exact"] = dict(cmi=np.asarray(ex["cmi"])[rows], mi_a_bc=np.asarray(ex["mi_a_bc"])[rows])
     return m
 
 
