@@ -604,7 +604,8 @@ def main(argv=None) -> int:
             print(f"{n:22s} {state:26s} {len(r['t_values'])} times x radii {r['radii']}, {r['seeds']} seeds, "
                   f"{r['steps']} steps")
     else:
-        names = args.names or sorted(p.name[len("cmi-map-"):] for p in results_dir().glob("cmi-map-*"))
+        shipped = results_dir().glob("cmi-map-*/record.json")
+        names = args.names or sorted(p.parent.name[len("cmi-map-"):] for p in shipped)
         for n in names:
             m = load_map(n)
             print(f"{n}: {len(m.t)} times, radii {list(m.r)}\n{m.table(4)}")

@@ -1,0 +1,148 @@
+"""The image density models of the CMI map (localdiff_lib.image_density) and the shipped maps (localdiff_lib.cmi_map)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from localdiff_lib import cmi_map, info
+from localdiff_lib.image_density import ImageDensityBank, train_image_density_bank
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+S = 11
+A = info.regions((S, S), None, 0)[0][0]
+
+
+def _masks(radii=(1, 3)):
+    ms = [torch.zeros(S * S)]
+    bc = torch.ones(S * S)
+    bc[A] = 0
+    ms.append(bc)
+    for r in radii:
+        m = torch.zeros(S * S)
+        m[info.regions((S, S), None, r)[1]] = 1
+        ms.append(m)
+    return torch.stack(ms)
+
+
+def test_each_model_reads_only_its_context():
+    # the gradient footprint of log q_k in the input is the model's mask plus A itself (the modelled value)
+    masks = _masks()[None].repeat(2, 1, 1)
+    bank = ImageDensityBank(masks, S, A, width=2, hidden=8, patch=2, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 3, S * S, requires_grad=True)
+    lq = bank.log_prob(x)  # (K, 3)
+    for k in range(bank.n_models):
+        (g,) = torch.autograd.grad(lq[k].sum(), x, retain_graph=True)
+        touched = g[k // masks.shape[1]].abs().sum(0) > 0
+        allowed = masks.reshape(-1, S * S)[k].bool().clone()
+        allowed[A] = True
+        assert not bool((touched & ~allowed).any()), f"model {k} reads pixels outside its context"
+        assert bool(touched[A])
+        assert g[1 - k // masks.shape[1]].abs().sum() == 0, "a model reads another group's batch"
+    # q(a) and the small radii have no convolutional path; B u C and r = 3 (outside the patch of radius 2) have one
+    assert bank.conv_models.tolist() == [1, 3, 5, 7]
+
+
+def test_errors_are_clear():
+    with pytest.raises(ValueError, match="context must exclude"):
+        m = _masks()
+        m[1, A] = 1
+        ImageDensityBank(m[None], S, A)
+    with pytest.raises(ValueError, match="does not fit"):
+        ImageDensityBank(_masks()[None], S, A, patch=6)
+    with pytest.raises(ValueError, match="report_at"):
+        train_image_density_bank(lambda s, n, g: torch.rand(1, n, S * S), _masks()[None], S, A, steps=10,
+                                 report_at=[5])
+
+
+def _gaussian_sampler(cov, t, G):
+    L = torch.linalg.cholesky(torch.as_tensor(info.path_covariance(cov, t), dtype=torch.float32))
+
+    def sampler(split, n, gen):
+        g = G if split == "train" else 1
+        x = torch.randn(g, n, L.shape[0], generator=gen) @ L.T
+        return x.expand(G, n, L.shape[0])
+
+    return sampler
+
+
+@pytest.mark.slow
+def test_cmi_of_a_gaussian_field_is_recovered():
+    # a Gaussian field with a nearest-neighbour precision: at t = 0.5 the CMI of the centre pixel with buffer radius 1
+    # is exact (info.gaussian_cmi); the image models recover it and I(A:BC) on the same samples
+    cov = info.gmrf_covariance((S, S), kappa=0.3)
+    cov = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    t, G = 0.5, 2
+    masks = _masks((1,))[None].repeat(G, 1, 1)
+    res = train_image_density_bank(_gaussian_sampler(cov, t, G), masks, S, A, steps=600, lr=3e-3, width=4, hidden=32,
+                                   patch=2, val_every=100, val_samples=512, eval_samples=4096, seed=0)
+    lq = res.log_q[600].reshape(G, 3, -1)
+    cov_t = info.path_covariance(cov, t)
+    Ar, B, C = info.regions((S, S), None, 1)
+    exact_cmi = info.gaussian_cmi(cov_t, Ar, B, C)
+    exact_bc = info.gaussian_mi(cov_t, Ar, B + C)
+    cmi = (lq[:, 1] - lq[:, 2]).mean()
+    bc = (lq[:, 1] - lq[:, 0]).mean()
+    assert abs(bc - exact_bc) < 0.03, (bc, exact_bc)
+    assert abs(cmi - exact_cmi) < 0.02, (cmi, exact_cmi)
+
+
+def _tiny_recipe(**kw):
+    return cmi_map._map_recipe("mnist", **{**dict(t_values=(0.3, 0.0), radii=(1,), seeds=2, steps=8, batch=16,
+                                                  val_samples=32, eval_samples=32, val_images=500), **kw})
+
+
+def test_run_map_keeps_progress_refuses_another_recipe_and_detects_tampering(tmp_path):
+    pytest.importorskip("zarr")
+    rec = cmi_map.run_map("tiny", tmp_path, threads=1, recipe=_tiny_recipe(), max_times=1)
+    assert rec["finished_t"] == [0.3] and not rec["complete"]
+    out = tmp_path / "cmi-map-tiny"
+    assert {p.name for p in out.iterdir()} == {"results.json", "record.json", "run.log"}
+    for key in ("command", "recipe", "git_commit", "machine", "seconds", "sha256", "torch", "date"):
+        assert key in rec
+    rec = cmi_map.run_map("tiny", tmp_path, threads=1, recipe=_tiny_recipe())  # resumes: only t = 0 is computed
+    assert rec["finished_t"] == [0.3, 0.0] and rec["complete"]
+    assert "resuming with 1 finished times" in (out / "run.log").read_text()
+    m = cmi_map.load_map("tiny", tmp_path)
+    assert list(m.t) == [0.0, 0.3] and m.cmi.shape == (2, 1) and m.per_seed_cmi.shape == (2, 2, 1)
+    assert sorted(m.budgets) == [2, 4, 8] and m.bias.shape == (2, 1) and np.all(m.cmi_hw >= m.bias)
+    with pytest.raises(ValueError, match="another recipe.*steps"):
+        cmi_map.run_map("tiny", tmp_path, threads=1, recipe=_tiny_recipe(steps=9))
+    res = json.loads((out / "results.json").read_text())
+    res["times"]["0.3000"]["budgets"]["8"]["cmi_seed"][0][0] += 0.1
+    (out / "results.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="SHA-256"):
+        cmi_map.load_map("tiny", tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m localdiff_lib.cmi_map run"):
+        cmi_map.load_map("absent", tmp_path)
+
+
+def test_the_interval_adds_the_image_error_and_the_training_bias():
+    # two seeds that agree exactly: the half-width is the per-sample error alone; a budget whose last doubling
+    # moved the value by more than the half-width gets that change added as a bias term
+    entry = lambda v: dict(h=[[1.0, 0.5, 0.6]] * 2, cmi_seed=[[v], [v]], mi_bc_seed=[0.5, 0.5], cmi_se_img=[0.01],
+                           mi_bc_se_img=0.01, best_step=[[1, 1, 1]] * 2)
+    progress = {"0.3000": dict(seconds=1.0, budgets={"1": entry(0.05), "2": entry(0.10)})}
+    m = cmi_map.map_from_progress([0.3], [1], progress, dict(report_at=[1, 2]))
+    z = 1.959964
+    assert m.cmi[0, 0] == pytest.approx(0.10)
+    assert m.bias[0, 0] == pytest.approx(0.05)
+    assert m.cmi_hw[0, 0] == pytest.approx(z * 0.01 + 0.05, rel=1e-3)
+    assert m.budgets[1]["cmi_hw"][0, 0] == pytest.approx(z * 0.01, rel=1e-3)
+
+
+def test_shipped_maps_reload_with_their_hash_and_shape():
+    names = sorted(p.parent.name[len("cmi-map-"):] for p in cmi_map.results_dir().glob("cmi-map-*/record.json"))
+    if not names:
+        pytest.skip("no shipped map in this checkout")
+    for name in names:
+        m = cmi_map.load_map(name)
+        rec = m.settings["record"]
+        assert m.cmi.shape == (len(rec["finished_t"]), len(rec["recipe"]["radii"]))
+        assert np.all(np.isfinite(m.cmi)) and np.all(m.cmi_hw > 0)
+        assert rec["command"].startswith(f"python -m localdiff_lib.cmi_map run {name}")
+        assert set(rec["finished_t"]) <= set(rec["recipe"]["t_values"])
