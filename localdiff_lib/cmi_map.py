@@ -275,6 +275,8 @@ def image_cmi_map(
     eval_samples: int = 4096,
     pixel_levels: int | None = 255,
     unit_range: bool = True,
+    fixed_noise: bool = False,
+    eval_on_train: bool = False,
     level: float = 0.95,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -295,6 +297,9 @@ def image_cmi_map(
     (``CMIMap.bias``). ``progress`` (a dict of finished times, from an earlier interrupted run) skips those times;
     ``on_time(progress)`` is called after each time, to save it. ``unit_range=False`` accepts pixels outside
     ``[0, 1]`` (samples of a Gaussian surrogate, whose exact map is known: the coverage check).
+    ``fixed_noise`` and ``eval_on_train`` reproduce two choices of the authors' protocol (one noise draw per training
+    image reused at every step; scores on training images, with their fixed noise): the ablation of chapter
+    "The CMI barrier". Both are off in every map the course reports as its own.
     """
     from .image_density import train_image_density_bank
 
@@ -326,13 +331,20 @@ def image_cmi_map(
             continue
         tt = float(t)
 
-        def sampler(split, n, gen, tt=tt):
+        z_fixed = None
+        if fixed_noise:  # the authors' protocol: one noise draw per training image, reused at every epoch
+            z_fixed = torch.randn(xtr.shape, generator=torch.Generator(device=dev).manual_seed(seed + 7), device=dev)
+
+        def sampler(split, n, gen, tt=tt, z_fixed=z_fixed):
             # training: every (seed, t) group draws its own images and noise; validation and evaluation: one draw
             # shared by all seeds, so that the seeds differ only by their training
-            data = {"train": xtr, "val": xval, "eval": xev}[split]
+            data = {"train": xtr, "val": xval, "eval": xtr if eval_on_train else xev}[split]
             g = seeds if split == "train" else 1
-            x0 = data[torch.randint(0, data.shape[0], (g, n), generator=gen, device=dev)]
-            x = (1 - tt) * x0 + tt * torch.randn(x0.shape, generator=gen, device=dev)
+            idx = torch.randint(0, data.shape[0], (g, n), generator=gen, device=dev)
+            z = torch.randn((g, n, data.shape[1]), generator=gen, device=dev)
+            if z_fixed is not None and (split == "train" or (split == "eval" and eval_on_train)):
+                z = z_fixed[idx]
+            x = (1 - tt) * data[idx] + tt * z
             return x.expand(seeds, n, x.shape[2])
 
         w0 = 1.0 / pixel_levels if (tt == 0 and pixel_levels) else 0.0
@@ -361,7 +373,8 @@ def image_cmi_map(
             b = entry["budgets"][str(report_at[-1])]
             log(f"t = {tt:.3f} done in {res.seconds:.0f} s: CMI per r (mean of seeds) "
                 + ", ".join(f"r={r}: {v:.4f}" for r, v in zip(radii, np.mean(b['cmi_seed'], 0))))
-    settings = dict(estimator="image-density", crop=crop, seeds=seeds, steps=steps, report_at=report_at, batch=batch,
+    settings = dict(estimator="image-density", fixed_noise=fixed_noise, eval_on_train=eval_on_train, crop=crop,
+                    seeds=seeds, steps=steps, report_at=report_at, batch=batch,
                     width=width, hidden=hidden, patch=patch, components=components, lr=lr, val_images=val_images,
                     val_samples=val_samples, eval_samples=eval_samples, pixel_levels=pixel_levels, seed=seed,
                     device=str(dev), n_train=int(xtr.shape[0]), n_eval=int(xev.shape[0]))
@@ -427,6 +440,10 @@ MAP_RECIPES: dict[str, dict] = {
                              t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
     # coverage: the same estimator and budget on samples of MNIST's Gaussian surrogate, whose map is exact
     "mnist-surrogate-cpu": _map_recipe("mnist-surrogate", t_values=(0.1, 0.3, 0.6)),
+    # the authors' protocol choices, one at a time, on top of the course's estimator (chapter "The CMI barrier")
+    "mnist-fixed-noise-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True),
+    "mnist-train-eval-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), eval_on_train=True),
+    "mnist-authors-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True, eval_on_train=True),
     "fashion-mnist-gpu": _map_recipe("fashion-mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000,
                                      batch=256, t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
 }
@@ -614,3 +631,21 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def slice_settings() -> dict:
+    """The live slice of the shipped map that chapter "The CMI barrier" recomputes, for the current budget.
+
+    The same estimator and recipe as ``MAP_RECIPES["mnist-cpu"]`` on fewer cells; ``steps`` is one of the budgets
+    that the shipped map reports (``steps / 4``, ``steps / 2``, ``steps``), so that the slice is compared with the
+    shipped value **at the same training budget** (quick: 2 CPU cores in about a minute).
+    """
+    base = MAP_RECIPES["mnist-cpu"]
+    return dict(
+        t_values=(0.1, 0.3, 0.6),  # structural: the cells re-checked
+        radii=(1, 3),  # structural
+        seeds=pick(quick=2, standard=3, full=3),  # replicates
+        steps=pick(quick=base["steps"] // 4, standard=base["steps"], full=base["steps"]),  # iterations
+        **{k: base[k] for k in ("batch", "width", "hidden", "patch", "components", "lr", "val_images",
+                                "val_samples", "eval_samples")},
+    )
