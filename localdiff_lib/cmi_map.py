@@ -426,7 +426,7 @@ _T_REST = (0.0, 0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.7)
 def _map_recipe(dataset: str, **kw) -> dict:
     base = dict(dataset=dataset, t_values=_T_FIRST + _T_REST, radii=(1, 2, 3, 4, 6, 12), seeds=3, steps=6000,
                 batch=128, width=8, hidden=64, patch=4, components=8, lr=2e-3, val_images=5000, val_samples=2048,
-                eval_samples=4096, seed=0)
+                eval_samples=16384, seed=0)
     base.update(kw)
     return base
 
