@@ -20,8 +20,9 @@ Each module is one idea that a chapter teaches:
 - :mod:`localdiff_lib.density`     CMI of one pixel as ``H(A|B) - H(A|BC)`` with mixture-density models (Estimating CMI;
                                    The CMI barrier)
 - :mod:`localdiff_lib.markov`      fitting the Markov length ``xi`` with an uncertainty (CMI and the Markov length)
-- :mod:`localdiff_lib.cmi_map`     the paper's CMI map on MNIST from a bank of critics, and its Gaussian surrogate
-                                   (The CMI barrier)
+- :mod:`localdiff_lib.image_density` conditional densities of one pixel given a masked image (The CMI barrier)
+- :mod:`localdiff_lib.cmi_map`     the paper's CMI map, its Gaussian surrogate, and the shipped maps with their command
+                                   and records (The CMI barrier; Estimating CMI)
 - :mod:`localdiff_lib.checkpoints` shipped small denoisers with their training command, record, log and SHA-256
 - :mod:`localdiff_lib.lab`         the transition lab: one state (t, r, window) of the experiments, and its widget
 - :mod:`localdiff_lib.closed_form` the ideal (empirical) denoiser and the optimal strictly local denoiser, no training

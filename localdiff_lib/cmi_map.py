@@ -1,18 +1,22 @@
-"""The paper's CMI map ``I(A:C|B)(t, r)`` on MNIST, estimated by a bank of neural critics, and its Gaussian surrogate.
+"""The paper's CMI map ``I(A:C|B)(t, r)`` of MNIST and Fashion-MNIST, its Gaussian surrogate, and the shipped maps.
 
 Geometry (the paper's, :func:`localdiff_lib.info.paper_crop`): the first row and column of each image dropped, so
-the ``27 x 27`` crop has a centre pixel ``A``, pixel ``(14, 14)`` of the 28 x 28 image;
-``B`` the square annulus of **buffer radius** ``r`` around it (``r = 1..12``); ``C`` the rest of the crop.
-``I(A:C|B) = I(A:BC) - I(A:B)`` at each path time ``t``, the two terms estimated by critics of one family and one
-budget (:mod:`localdiff_lib.estimators`), or ``I(A:C|B) = H(A|B) - H(A|BC)`` with mixture-density models of the
-pixel (:mod:`localdiff_lib.density`, ``bound="density"``, what the budgets use). All critics of the map (every ``t``, every ``r``, the ``I(A:BC)`` critic
-of each ``t``, every seed) are trained at once as one bank; the data set sits on the device, every batch draws
-fresh images and fresh noise, and the values are measured on the held-out test split. One group of critics per
-(seed, ``t``) shares its batches, so ``I(A:BC)`` and ``I(A:B)`` of that group are estimated on the same samples.
+the ``27 x 27`` crop has a centre pixel ``A``, pixel ``(14, 14)`` of the 28 x 28 image; ``B`` the square annulus of
+**buffer radius** ``r`` around it (``r = 1..12``); ``C`` the rest of the crop.
 
-:func:`neural_cmi_map` computes it; :func:`mnist_cmi_map` loads MNIST and picks the budget
-(:func:`localdiff_lib.config.pick`); the exact Gaussian-surrogate map is :func:`localdiff_lib.info.surrogate_cmi_map`
-(re-exported here). Chapter "The CMI barrier" uses this module; ``python -m localdiff_lib.bench_cmi`` times it.
+Two estimators, both trained on the training split with fresh images and fresh noise every batch and scored on the
+held-out test split, nothing clipped:
+
+* :func:`image_cmi_map` (what chapter "The CMI barrier" reports): ``I(A:C|B) = H(A|B) - H(A|BC)`` with the image
+  models of :mod:`localdiff_lib.image_density`, one bank per time, early stopping, intervals that add the seed spread,
+  the paired per-sample error and, where the last doubling of the budget still moved a value, a bias term;
+* :func:`neural_cmi_map`: the earlier bank of MLP critics (:mod:`localdiff_lib.estimators`) or MLP mixture-density
+  models (:mod:`localdiff_lib.density`) over all times at once; ``python -m localdiff_lib.bench_cmi`` times it.
+
+The maps too costly for a chapter are computed by this module's command (``python -m localdiff_lib.cmi_map run NAME``,
+recipes in :data:`MAP_RECIPES`), resumably, into ``localdiff_lib/results/cmi-map-NAME/`` with their record and log
+(:func:`run_map`), and read back, hash-checked, by :func:`load_map`. The exact Gaussian-surrogate map is
+:func:`localdiff_lib.info.surrogate_cmi_map` (re-exported here).
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ __all__ = [
     "PAPER_T",
     "default_t_grid",
     "CMIMap",
+    "image_cmi_map",
+    "map_from_progress",
+    "MAP_RECIPES",
+    "run_map",
+    "load_map",
+    "results_dir",
+    "slice_settings",
+    "surrogate_samples",
     "neural_cmi_map",
     "mnist_cmi_map",
     "map_settings",
@@ -641,11 +653,14 @@ def slice_settings() -> dict:
     shipped value **at the same training budget** (quick: 2 CPU cores in about a minute).
     """
     base = MAP_RECIPES["mnist-cpu"]
-    return dict(
+    out = dict(
         t_values=(0.1, 0.3, 0.6),  # structural: the cells re-checked
         radii=(1, 3),  # structural
         seeds=pick(quick=2, standard=3, full=3),  # replicates
         steps=pick(quick=base["steps"] // 4, standard=base["steps"], full=base["steps"]),  # iterations
+        report_at=None,  # filled below: the slice is scored at its last step only
         **{k: base[k] for k in ("batch", "width", "hidden", "patch", "components", "lr", "val_images",
                                 "val_samples", "eval_samples")},
     )
+    out["report_at"] = [out["steps"]]
+    return out
