@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import pick
+from .config import native_bf16, pick
 from .density import train_density_bank
 from .estimators import BOUNDS, confidence_interval, student_t_quantile, train_critic_bank
 from .info import PAPER_CROP, SurrogateMap, gaussian_surrogate, paper_crop, regions, surrogate_cmi_map
@@ -207,7 +207,7 @@ def neural_cmi_map(
     settings = dict(crop=crop, seeds=S, steps=steps, batch=batch, hidden=hidden, lr=lr,
                     eval_batches=eval_batches, n_critics=int(res.values.size),
                     **(dict(components=components, pixel_levels=pixel_levels) if bound == "density" else dict(features=features)), device=str(dev),
-                    bf16=bool(bf16 if bf16 is not None else dev.type == "cuda"), n_train=int(xtr.shape[0]),
+                    bf16=bool(bf16 if bf16 is not None else native_bf16(dev)), n_train=int(xtr.shape[0]),
                     n_eval=int(xev.shape[0]), seconds_per_step=seconds / steps)
     return CMIMap(t_values, radii, cmi, cmi_hw, mbc, mbc_hw, mi_b.mean(0), per_cmi, mi_bc, bound, level, seconds,
                   settings)

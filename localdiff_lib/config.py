@@ -69,10 +69,15 @@ def describe() -> str:
     return f"budget={budget()} device={name} torch={torch.__version__}"
 
 
-def autocast(device: torch.device | str, enabled: bool | None = None):
-    """bf16 autocast for training and sampling. By default it is on only for GPUs with native bf16 (compute
-    capability 8.0 or newer: A100, H100, ...); on older GPUs such as Colab's T4 and on CPUs it runs in fp32."""
+def native_bf16(device: torch.device | str) -> bool:
+    """The course's one bf16 rule: bf16 autocast by default only on GPUs with native bf16 (compute capability 8.0 or
+    newer: A100, H100, ...); older GPUs such as Colab's T4, and CPUs, run in fp32."""
     device = torch.device(device)
-    if enabled is None:
-        enabled = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def autocast(device: torch.device | str, enabled: bool | None = None):
+    """bf16 autocast for training and sampling; ``enabled=None`` follows :func:`native_bf16`."""
+    device = torch.device(device)
+    enabled = native_bf16(device) if enabled is None else enabled
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bool(enabled))

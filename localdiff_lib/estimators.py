@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import native_bf16
+
 __all__ = [
     "BOUNDS",
     "bound_values",
@@ -255,7 +257,7 @@ def train_critic_bank(
     (``split`` is ``"train"`` or ``"eval"``: the evaluation samples must come from data not used in training).
     ``masks`` ``(G, c, D)`` gives the context of the ``c`` critics of each group (see :class:`CriticBank`); e.g. a
     group per (seed, t), whose critics share their batches, which makes differences such as ``I(A:BC) - I(A:B)``
-    less noisy. ``bf16`` (default: on CUDA) runs the critics under bfloat16 autocast. ``num_threads`` sets torch's
+    less noisy. ``bf16`` (default: :func:`localdiff_lib.config.native_bf16`, not on a T4) runs the critics under bfloat16 autocast. ``num_threads`` sets torch's
     CPU threads for this call only (restored afterwards). Returns :class:`BankResult` with the held-out values,
     flattened in the order ``k = g * c + j``.
     """
@@ -275,7 +277,7 @@ def _train_critic_bank(sampler, masks, a_idx, bound, steps, batch, lr, hidden, f
     if steps < 1 or batch < 2 or eval_batches < 2:
         raise ValueError("need steps >= 1, batch >= 2 and eval_batches >= 2 (the CI needs at least two batches)")
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = (dev.type == "cuda") if bf16 is None else bf16
+    bf16 = native_bf16(dev) if bf16 is None else bf16
     gen_init = torch.Generator().manual_seed(seed)
     bank = CriticBank(masks, a_idx, hidden=hidden, features=features, generator=gen_init).to(dev)
     try:
