@@ -84,7 +84,8 @@ class CMIMap:
     seconds: float
     settings: dict
     budgets: dict | None = None  # steps -> the map's arrays at that training budget (image_cmi_map)
-    bias: np.ndarray | None = None  # (T, R) explicit bias term already included in cmi_hw (0 where converged)
+    bias: np.ndarray | None = None  # (T, R) explicit bias term already included in cmi_hw (0 where converged);
+    # settings["bias_mi_a_bc"] (T,) the same for I(A:BC), included in mi_a_bc_hw
 
     @property
     def peak(self) -> tuple[float, int, float, float]:
@@ -416,14 +417,17 @@ def map_from_progress(t_values, radii, progress: dict, settings: dict, level: fl
         per_budget[s] = dict(cmi=cmi_seed.mean(0), cmi_hw=hw, mi_a_bc=bc_seed.mean(0), mi_a_bc_hw=bc_hw,
                              per_seed_cmi=cmi_seed, per_seed_mi_a_bc=bc_seed, mi_a_b=(h[:, :, :1] - h[:, :, 2:]).mean(0))
     last = per_budget[budgets[-1]]
-    bias = np.zeros_like(last["cmi"])
-    if len(budgets) >= 2:
-        change = np.abs(last["cmi"] - per_budget[budgets[-2]]["cmi"])
+    bias, bias_bc = np.zeros_like(last["cmi"]), np.zeros_like(last["mi_a_bc"])
+    if len(budgets) >= 2:  # the last doubling still moved a value by more than its half-width: add that change
+        prev = per_budget[budgets[-2]]
+        change, change_bc = np.abs(last["cmi"] - prev["cmi"]), np.abs(last["mi_a_bc"] - prev["mi_a_bc"])
         bias = np.where(change > last["cmi_hw"], change, 0.0)
+        bias_bc = np.where(change_bc > last["mi_a_bc_hw"], change_bc, 0.0)
     secs = float(sum(e["seconds"] for e in entries)) if seconds is None else seconds
-    return CMIMap(t_values, radii, last["cmi"], last["cmi_hw"] + bias, last["mi_a_bc"], last["mi_a_bc_hw"],
+    settings = dict(settings, bias_mi_a_bc=bias_bc)
+    return CMIMap(t_values, radii, last["cmi"], last["cmi_hw"] + bias, last["mi_a_bc"], last["mi_a_bc_hw"] + bias_bc,
                   last["mi_a_b"], last["per_seed_cmi"], last["per_seed_mi_a_bc"], "image-density", level, secs,
-                  dict(settings), budgets=per_budget, bias=bias)
+                  settings, budgets=per_budget, bias=bias)
 
 
 # ----------------------------------------------------------------------------------------------------------
