@@ -37,6 +37,7 @@ from .config import native_bf16, pick
 from .density import train_density_bank
 from .estimators import BOUNDS, confidence_interval, student_t_quantile, train_critic_bank
 from .info import PAPER_CROP, SurrogateMap, gaussian_surrogate, paper_crop, regions, surrogate_cmi_map
+from .info import mixture_cmi as info_mixture_cmi, mixture_mi as info_mixture_mi
 
 __all__ = [
     "PAPER_T",
@@ -473,6 +474,7 @@ MAP_RECIPES: dict[str, dict] = {
                              t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
     # coverage: the same estimator and budget on samples of MNIST's Gaussian surrogate, whose map is exact
     "mnist-surrogate-cpu": _map_recipe("mnist-surrogate", t_values=(0.1, 0.3, 0.6)),
+    "mixture-cpu": _map_recipe("mixture", t_values=(0.3, 0.5)),
     # the authors' protocol choices, one at a time, on top of the course's estimator (chapter "The CMI barrier")
     "mnist-fixed-noise-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True),
     "mnist-train-eval-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), eval_on_train=True),
@@ -505,6 +507,28 @@ def surrogate_samples(dataset: str, t_values, radii, n_train: int = 60_000, n_te
     sur = surrogate_cmi_map(images, [t for t in t_values if t > 0] or [0.5], radii, crop=crop)
     exact = dict(t=sur.t.tolist(), r=sur.r.tolist(), cmi=sur.cmi.tolist(), mi_a_bc=sur.mi_a_bc.tolist())
     return torch.from_numpy(draw[0]), torch.from_numpy(draw[1]), exact
+
+
+def mixture_samples(t_values, radii, mu: float = 0.2, sigma0: float = 0.05, n_train: int = 60_000,
+                    n_test: int = 10_000, seed: int = 0, crop: int = PAPER_CROP):
+    """Images of the two-class mixture of :func:`localdiff_lib.info.mixture_cmi` on the paper's crop (pixels
+    ``0.5 + s mu + sigma0 eps``, i.i.d. given the class ``s = +-1``), and its exact map: a second problem with a
+    known answer in the map's geometry, whose only dependence is global (the class). Returns ``(train, test, exact)``
+    as :func:`surrogate_samples`."""
+    rng = np.random.default_rng(seed)
+    n = crop * crop
+    draw = []
+    for m in (n_train, n_test):
+        s = rng.choice([-1.0, 1.0], size=(m, 1, 1))
+        x = 0.5 + s * mu + sigma0 * rng.standard_normal((m, crop, crop))
+        if x.min() < 0 or x.max() > 1:
+            raise ValueError("mixture pixels left [0, 1]; use a smaller mu or sigma0")
+        draw.append(torch.tensor(x, dtype=torch.float32))
+    nb = [(2 * int(r) + 1) ** 2 - 1 for r in radii]
+    exact = dict(t=[float(t) for t in t_values], r=[int(r) for r in radii],
+                 cmi=[[info_mixture_cmi(n, float(t), n_b=b, mu=mu, sigma0=sigma0) for b in nb] for t in t_values],
+                 mi_a_bc=[info_mixture_mi(n, float(t), mu=mu, sigma0=sigma0) for t in t_values])
+    return draw[0], draw[1], exact
 
 
 def results_dir() -> Path:
@@ -584,6 +608,10 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
                                                recipe["radii"], seed=recipe["seed"])
         extra["exact"] = exact
         kw.update(unit_range=False, pixel_levels=None)
+    elif recipe["dataset"] == "mixture":
+        train, test, exact = mixture_samples(recipe["t_values"], recipe["radii"], seed=recipe["seed"])
+        extra["exact"] = exact
+        kw.update(pixel_levels=None)
     else:
         train, _ = load_dataset(recipe["dataset"], "train")
         test, _ = load_dataset(recipe["dataset"], "test")
