@@ -12,10 +12,11 @@ Command line (run from the repository root)::
     python -m localdiff_lib.classroom measure --out book/status_gpu.json   # time every chapter (e.g. full, on a GPU)
 
 It is also a Sphinx extension (``_config.yml`` lists it): it serves MathJax from the build itself when
-``python -m localdiff_lib.classroom mathjax`` has put a copy in ``_build/``, and in the student build it
-removes every solution. (sphinx-exercise 1.2.1's own ``hide_solutions`` cannot be used: it drops the
-``solution-start`` marker of a gated solution but keeps its ``solution-end`` node and the gated content
-between them, and the HTML writer then stops with "unknown node type: solution_end_node". So we let
+``python -m localdiff_lib.classroom mathjax`` has put a copy in ``_build/``, in the student build it
+removes every solution, and after an HTML build it writes the transition lab's precomputed states
+(:mod:`localdiff_lib.lab_export`) into ``_static/lab/`` (``LOCALDIFF_LAB_EXPORT=0`` skips that). (sphinx-exercise 1.2.1's own ``hide_solutions``
+cannot be used: it drops the ``solution-start`` marker of a gated solution but keeps its ``solution-end`` node
+and the gated content between them, and the HTML writer then stops with "unknown node type: solution_end_node". So we let
 sphinx-exercise merge the gated blocks as usual and remove the solution nodes afterwards.)
 """
 
@@ -44,6 +45,10 @@ MATHJAX_VERSION = "3.2.2"
 OFFLINE_STATIC = BUILD / "offline_static"            # added to html_static_path when present
 MATHJAX_PATH = "mathjax/es5/tex-mml-chtml.js"        # relative to the build's _static/
 REQUIRE_MATHJAX_ENV = "LOCALDIFF_REQUIRE_LOCAL_MATHJAX"
+LAB_EXPORT = BUILD / "lab"                          # the precomputed transition lab (cache), copied into _static/lab
+LAB_STATIC = "lab"                                   # relative to the build's _static/
+LAB_PAGE = "transition_lab"                          # the chapter (docname's last part) that shows the static lab
+LAB_ENV = "LOCALDIFF_LAB_EXPORT"                     # "0": skip the export (the page then says the states are absent)
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 GENERATED_NOTE = (
@@ -137,11 +142,40 @@ def _remove_solutions(app, doctree) -> None:
             node.parent.remove(node)
 
 
+def _export_lab(app, exception) -> None:
+    """After an HTML build that contains the transition lab, put its precomputed states into ``_static/lab/``.
+
+    :func:`localdiff_lib.lab_export.export` computes them into ``_build/lab`` (reused while its fingerprint, i.e.
+    settings, shipped checkpoints and code, is unchanged), then they are copied into the HTML output. An error
+    fails the build: a page whose sliders load nothing must not be published.
+    """
+    if exception is not None or getattr(app.builder, "format", "") != "html" or os.environ.get(LAB_ENV) == "0":
+        return
+    if not any(doc.rsplit("/", 1)[-1] == LAB_PAGE for doc in app.env.found_docs):
+        return
+    import time
+
+    from sphinx.util import logging
+
+    from .lab_export import export
+
+    t0 = time.perf_counter()
+    manifest = export(LAB_EXPORT)
+    dest = Path(app.outdir) / "_static" / LAB_STATIC
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(LAB_EXPORT, dest)
+    logging.getLogger(__name__).info(
+        f"transition lab: {manifest['states']} precomputed states, {manifest['files']['count']} PNG files "
+        f"({manifest['files']['bytes'] / 1e6:.2f} MB) in {dest} ({time.perf_counter() - t0:.1f} s)")
+
+
 def setup(app):
     """Sphinx entry point (``sphinx.extra_extensions`` in ``_config.yml``)."""
     app.add_config_value("localdiff_student", False, "env")
     app.connect("config-inited", _configure)
     app.connect("doctree-read", _remove_solutions)
+    app.connect("build-finished", _export_lab)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "PAPER_T",
     "default_t_grid",
     "CMIMap",
+    "UNSTABLE",
     "image_cmi_map",
     "map_from_progress",
     "MAP_RECIPES",
@@ -60,6 +61,11 @@ __all__ = [
 ]
 
 PAPER_T = tuple(round(0.1 * i, 1) for i in range(11))
+
+#: nats: a model whose validation cross-entropy (mean over seeds) ends more than this above its best got worse while
+#: training; the cells that use it are flagged ``unstable`` (on the two-class mixture, exactly the cells whose
+#: interval missed the exact value)
+UNSTABLE = 0.01
 
 
 def default_t_grid() -> np.ndarray:
@@ -87,6 +93,7 @@ class CMIMap:
     budgets: dict | None = None  # steps -> the map's arrays at that training budget (image_cmi_map)
     bias: np.ndarray | None = None  # (T, R) explicit bias term already included in cmi_hw (0 where converged);
     # settings["bias_mi_a_bc"] (T,) the same for I(A:BC), included in mi_a_bc_hw
+    unstable: np.ndarray | None = None  # (T, R) True where a model of the cell got worse while training (see UNSTABLE)
 
     @property
     def peak(self) -> tuple[float, int, float, float]:
@@ -95,13 +102,19 @@ class CMIMap:
         return float(self.t[i]), int(self.r[j]), float(self.cmi[i, j]), float(self.cmi_hw[i, j])
 
     def table(self, digits: int = 3) -> str:
-        """The map as text: one row per ``t``, ``I(A:BC)`` then the CMI for each ``r`` (mean +- half-width)."""
-        head = f"{'t':>5} {'I(A:BC)':>14} " + " ".join(f"{'r=' + str(r):>14}" for r in self.r)
+        """The map as text: one row per ``t``, ``I(A:BC)`` then the CMI for each ``r`` (mean +- half-width); a cell
+        marked ``*`` is unstable (:data:`UNSTABLE`)."""
+        head = f"{'t':>5} {'I(A:BC)':>15} " + " ".join(f"{'r=' + str(r):>15}" for r in self.r)
         rows = [head]
+        flag = (lambda i, j: "*" if self.unstable is not None and self.unstable[i, j] else " ")
         for i, t in enumerate(self.t):
-            cells = [f"{self.mi_a_bc[i]:.{digits}f}+-{self.mi_a_bc_hw[i]:.{digits}f}".rjust(14)]
-            cells += [f"{self.cmi[i, j]:.{digits}f}+-{self.cmi_hw[i, j]:.{digits}f}".rjust(14) for j in range(len(self.r))]
+            cells = [f"{self.mi_a_bc[i]:.{digits}f}+-{self.mi_a_bc_hw[i]:.{digits}f} ".rjust(15)]
+            cells += [f"{self.cmi[i, j]:.{digits}f}+-{self.cmi_hw[i, j]:.{digits}f}{flag(i, j)}".rjust(15)
+                      for j in range(len(self.r))]
             rows.append(f"{t:5.2f} " + " ".join(cells))
+        if self.unstable is not None and self.unstable.any():
+            rows.append("* a model of this cell got worse while training (its validation loss rose by more than "
+                        f"{UNSTABLE} nats after its best state): unreliable")
         return "\n".join(rows)
 
 
@@ -442,10 +455,15 @@ def map_from_progress(t_values, radii, progress: dict, settings: dict, level: fl
         bias = np.where(change > last["cmi_hw"], change, 0.0)
         bias_bc = np.where(change_bc > last["mi_a_bc_hw"], change_bc, 0.0)
     secs = float(sum(e["seconds"] for e in entries)) if seconds is None else seconds
-    settings = dict(settings, bias_mi_a_bc=bias_bc)
+    # a model whose validation cross-entropy (mean over seeds) ended more than UNSTABLE nats above its best got worse
+    # while training: early stopping then keeps an under-trained early state, and a value that uses it is unreliable
+    rise = np.stack([np.asarray(e["val_mean"])[-1] - np.asarray(e["val_mean"]).min(0) for e in entries])  # (T, 2+R)
+    unstable = (rise[:, 2:] > UNSTABLE) | (rise[:, 1:2] > UNSTABLE)
+    settings = dict(settings, bias_mi_a_bc=bias_bc, validation_rise=rise,
+                    unstable_mi_a_bc=(rise[:, 0] > UNSTABLE) | (rise[:, 1] > UNSTABLE))
     return CMIMap(t_values, radii, last["cmi"], last["cmi_hw"] + bias, last["mi_a_bc"], last["mi_a_bc_hw"] + bias_bc,
                   last["mi_a_b"], last["per_seed_cmi"], last["per_seed_mi_a_bc"], "image-density", level, secs,
-                  settings, budgets=per_budget, bias=bias)
+                  settings, budgets=per_budget, bias=bias, unstable=unstable)
 
 
 # ----------------------------------------------------------------------------------------------------------

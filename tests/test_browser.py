@@ -50,13 +50,32 @@ def _chromium() -> str:
 
 
 class _Server:
-    """A static HTTP server on 127.0.0.1 for one folder that records every request (path, status)."""
+    """A static HTTP server on 127.0.0.1 for one folder that records every request (path, status).
 
-    def __init__(self, folder: Path):
+    ``inject``: ``{name: script}``; a request for ``PAGE.html?drive=name`` gets the page with ``<script>script</script>``
+    added before ``</body>`` (a test drives the page's controls this way: headless Chromium runs no script of ours).
+    """
+
+    def __init__(self, folder: Path, inject: dict[str, str] | None = None):
         self.requests: list[tuple[str, int]] = []
         log = self.requests
+        scripts = inject if inject is not None else {}
+        self.inject = scripts
 
         class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                page, _, query = self.path.partition("?")
+                name = query[len("drive="):] if query.startswith("drive=") else None
+                if name not in scripts or not page.endswith(".html"):
+                    return super().do_GET()
+                body = (folder / page.lstrip("/")).read_text().replace(
+                    "</body>", f"<script>{scripts[name]}</script></body>", 1).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_request(self, code="-", size="-"):
                 log.append((self.path.split("?")[0], int(code) if str(code).isdigit() else 0))
 
@@ -73,10 +92,10 @@ class _Server:
 
 
 class Browser:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, inject: dict[str, str] | None = None):
         self.exe = _chromium()
         self.folder = folder
-        self.server = _Server(folder)
+        self.server = _Server(folder, inject)
 
     def _run(self, extra: list[str], page: str) -> str:
         with tempfile.TemporaryDirectory() as profile:
@@ -92,10 +111,10 @@ class Browser:
         dom = self._run(["--dump-dom"], page)
         return dom, self.server.requests[start:]
 
-    def screenshot(self, page: str, name: str) -> Path:
+    def screenshot(self, page: str, name: str, size: str = "1280,1600", flags: tuple[str, ...] = ()) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         out = SHOTS / f"{name}.png"
-        self._run([f"--screenshot={out}", "--window-size=1280,1600"], page)
+        self._run([f"--screenshot={out}", f"--window-size={size}", *flags], page)
         return out
 
 
@@ -223,3 +242,157 @@ def test_built_student_edition_hides_solutions(browser):
         student.screenshot(pages[0], "student-" + Path(pages[0]).stem)
     finally:
         student.server.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The precomputed transition lab: its sliders work without a kernel
+# --------------------------------------------------------------------------------------------------
+
+LAB_PAGE = "book/transition_lab.html"
+LAB_SOURCES = [ROOT / "book" / "transition_lab.md", ROOT / "book" / "transition_lab_static.html"]
+# the moves: (slider, position); then every t in turn. Positions are indices into the manifest's grid.
+LAB_MOVES = [("t", 9), ("r", 5), ("window", 3), ("index", 2), ("t", 0), ("r", 0), ("window", 0), ("index", 3)]
+
+_LAB_DRIVER = """
+(async function () {
+  var root = document.getElementById("tl-static"), log = [];
+  var wait = function (ms) { return new Promise(function (ok) { setTimeout(ok, ms); }); };
+  for (var k = 0; k < 400 && root.dataset.ready === "0"; k++) await wait(50);
+  async function snap(label) {
+    var imgs = Array.from(root.querySelectorAll("img[data-part]"));
+    var ok = await Promise.all(imgs.map(function (im) { return im.decode().then(function () { return im.naturalWidth > 0; },
+                                                                                 function () { return false; }); }));
+    var rec = {label: label, state: root.dataset.state, imgs: {}, loaded: {}, nums: {}, shows: {}, markers: {}};
+    imgs.forEach(function (im, k) { rec.imgs[im.dataset.part] = im.getAttribute("src"); rec.loaded[im.dataset.part] = ok[k]; });
+    root.querySelectorAll("[data-field]").forEach(function (e) { rec.nums[e.dataset.field] = [e.textContent, e.dataset.value]; });
+    root.querySelectorAll("output[data-show]").forEach(function (e) { rec.shows[e.dataset.show] = e.textContent; });
+    root.querySelectorAll("svg [data-value]").forEach(function (e) { rec.markers[e.getAttribute("class")] = [e.dataset.t, e.dataset.value]; });
+    log.push(rec);
+  }
+  async function move(name, value) {
+    var s = root.querySelector('input[data-control="' + name + '"]');
+    s.value = String(value);
+    s.dispatchEvent(new Event("input", {bubbles: true}));
+    await snap(name + "=" + value);
+  }
+  if (root.dataset.ready === "1") {
+    await snap("initial");
+    for (var m of MOVES) await move(m[0], m[1]);
+    if (SWEEP) { var n = parseInt(root.querySelector('input[data-control="t"]').max, 10); for (var i = 0; i <= n; i++) await move("t", i); }
+  }
+  var top = document.querySelector("article") || document.body;   // for the screenshots (scrolling gives a blank one)
+  top.insertBefore(root, top.firstChild);
+  var pre = document.createElement("pre");
+  pre.id = "tl-test-log";
+  pre.dataset.ready = root.dataset.ready;
+  pre.textContent = JSON.stringify(log);
+  document.body.appendChild(pre);
+})();
+"""
+
+
+def _lab_driver(moves, sweep: bool) -> str:
+    import json
+
+    return _LAB_DRIVER.replace("MOVES", json.dumps(moves)).replace("SWEEP", "true" if sweep else "false")
+
+
+@pytest.fixture(scope="module")
+def lab_html() -> Path:
+    """The built HTML with the transition lab: ``_build/html``, or ``LOCALDIFF_LAB_HTML`` (e.g. a throwaway build of
+    just this chapter)."""
+    html = Path(os.environ.get("LOCALDIFF_LAB_HTML", HTML))
+    page = html / LAB_PAGE
+    if not page.exists():
+        _skip_or_fail(f"{page} is absent: build the book first (jupyter-book build . --builder html)")
+    if any(src.stat().st_mtime > page.stat().st_mtime for src in LAB_SOURCES):
+        _skip_or_fail(f"{page} is older than its sources: rebuild the book")
+    if not (html / "_static" / "lab" / "manifest.json").is_file():
+        _skip_or_fail(f"{html}/_static/lab/manifest.json is absent: the build did not export the lab "
+                      "(LOCALDIFF_LAB_EXPORT=0?)")
+    return html
+
+
+def test_built_transition_lab_sliders(lab_html):
+    import json
+
+    from localdiff_lib import lab_export
+
+    manifest = json.loads((lab_html / "_static" / "lab" / "manifest.json").read_text())
+    g = manifest["grid"]
+    raw = _soup((lab_html / LAB_PAGE).read_text()).find(id="tl-static")
+    assert raw is not None, f"{LAB_PAGE} has no static lab"
+    # nothing is fetched from outside the built book: no absolute URL in the block but the SVG namespace
+    urls = set(re.findall(r"https?://[^\s\"'<>]+", str(raw)))
+    assert urls <= {"http://www.w3.org/2000/svg"}, urls
+    browser = Browser(lab_html, inject={"moves": _lab_driver(LAB_MOVES, sweep=True),
+                                        "shot": _lab_driver(LAB_MOVES[:4], sweep=False),
+                                        "shot0": _lab_driver([], sweep=False)})
+    try:
+        for attempt in range(2):   # on a loaded machine the virtual-time budget can end before the script does
+            dom_text, requests = browser.dom(LAB_PAGE + "?drive=moves")
+            failed = [(p, c) for p, c in requests if c != 200 and p != "/favicon.ico"]
+            assert not failed, f"the browser's requests failed: {failed[:5]}"
+            pre = _soup(dom_text).find(id="tl-test-log")
+            if pre is not None:
+                break
+        assert pre is not None and pre["data-ready"] == "1", "the lab did not load its manifest"
+        log = json.loads(pre.get_text())
+        assert len(log) == 1 + len(LAB_MOVES) + len(g["t"])
+        served = {p for p, c in requests if c == 200}
+        position = {"t": g["t"].index(0.3), "r": g["r"].index(2), "window": 1, "index": 0}   # the page's initial state
+        previous, moved = None, 0
+        for rec, step in zip(log, [None, *LAB_MOVES, *[("t", k) for k in range(len(g["t"]))]]):
+            same = step is None or position[step[0]] == step[1]
+            if step is not None:
+                position[step[0]] = step[1]
+            assert json.loads(rec["state"]) == position, rec["label"]
+            want = lab_export.state(manifest, g["t"][position["t"]], g["r"][position["r"]], g["window"][position["window"]],
+                                    g["index"][position["index"]])
+            for part, src in rec["imgs"].items():
+                assert src.endswith("_static/lab/" + want[part]), (rec["label"], part, src)
+                assert rec["loaded"][part], f"{rec['label']}: the {part} image {src} did not load"
+                assert any(p.endswith("/_static/lab/" + want[part]) for p in served), (rec["label"], part)
+            for field, (text, value) in rec["nums"].items():
+                if field == "nfe_by_model":
+                    assert json.loads(value) == want[field], rec["label"]
+                    continue
+                assert float(value) == want[field], (rec["label"], field, value, want[field])   # the manifest's number
+                scale, digits = (1e6, 1) if field.endswith("macs") or field == "macs_per_image" else (1, 4)
+                assert text == f"{want[field] / scale:.{digits}f}", (rec["label"], field, text)
+            assert rec["shows"]["t"] == f"{want['t']:.2f}" and rec["shows"]["r"] == str(want["r"])
+            assert rec["shows"]["window"] == manifest["window_names"][position["window"]]
+            assert float(rec["markers"]["tl-marker"][0]) == want["t"]
+            assert float(rec["markers"]["tl-marker"][1]) == want["cmi_at_t"]
+            assert float(rec["markers"]["tl-cross-local"][1]) == want["mse_local"]
+            if not same:   # the moved slider changed what it controls
+                moved += 1
+                changed = {"t": ["x_t", "local", "global"], "r": ["local", "samples"], "window": ["samples"],
+                           "index": ["x0", "x_t", "local", "global"]}[step[0]]
+                for part in changed:
+                    assert rec["imgs"][part] != previous["imgs"][part], (rec["label"], part)
+                numbers = {"t": "mse_local", "r": "mse_local", "window": "sample_gap", "index": "mse_global"}[step[0]]
+                assert rec["nums"][numbers] != previous["nums"][numbers], (rec["label"], numbers)
+            previous = rec
+        assert moved == len(log) - 2   # every step moved a slider, except t = 0 at the start of the sweep
+
+        # one state against the library itself: the lab rebuilt from the shipped checkpoints
+        settings = manifest["settings_export"]
+        lab, _ = lab_export.build_lab(settings["n_images"], settings["times"], n_cmi=settings["n_cmi"],
+                                      steps_per_unit_time=settings["steps_per_unit_time"],
+                                      n_samples=settings["n_samples"], sample_steps=settings["sample_steps"],
+                                      seed=settings["seed"])
+        rec = log[len(LAB_MOVES) // 2]   # after moving t, r, window and image once
+        s = json.loads(rec["state"])
+        v = lab.update(t=g["t"][s["t"]], r=g["r"][s["r"]], window=tuple(g["window"][s["window"]]), index=g["index"][s["index"]])
+        for field in ("mse_local", "mse_global", "cmi_at_t", "curve_local_at_t", "curve_global_at_t", "sample_gap"):
+            assert float(rec["nums"][field][1]) == pytest.approx(getattr(v, field), rel=1e-4, abs=1e-7), field
+        assert float(rec["nums"]["macs_per_image"][1]) == v.record.macs_per_image
+
+        # (the scripts move the lab to the top; without this flag the page is captured before it is painted)
+        for drive, name in (("shot0", "initial"), ("shot", "moved")):
+            shot = browser.screenshot(f"{LAB_PAGE}?drive={drive}", f"transition_lab_static_{name}", size="1280,1100",
+                                      flags=("--run-all-compositor-stages-before-draw",))
+            assert shot.stat().st_size > 20_000, f"{shot} looks blank"
+    finally:
+        browser.server.close()

@@ -467,3 +467,42 @@ def test_built_student_edition_shows_the_student_assignments():
         assert page.exists(), f"{page.relative_to(ROOT)} is missing from the student edition"
         assert "raise NotImplementedError" in html.unescape(_html_text(page))
         assert not (classroom.STUDENT_HTML / "book" / "assignments" / f"{md.stem}.html").exists()
+
+
+def test_lab_export_hook_copies_the_states_into_static(tmp_path, monkeypatch):
+    """After an HTML build with the transition lab, the precomputed states land in _static/lab (and only then)."""
+    from localdiff_lib import lab_export
+
+    cache = tmp_path / "cache"
+    calls = []
+
+    def fake_export(out):
+        calls.append(Path(out))
+        (Path(out) / "x0").mkdir(parents=True, exist_ok=True)
+        (Path(out) / "x0" / "i0.png").write_bytes(b"png")
+        (Path(out) / "manifest.json").write_text("{}")
+        return {"states": 1, "files": {"count": 1, "bytes": 3}}
+
+    monkeypatch.setattr(classroom, "LAB_EXPORT", cache)
+    monkeypatch.setattr(lab_export, "export", fake_export)
+    monkeypatch.delenv(classroom.LAB_ENV, raising=False)
+
+    def app(docs, fmt="html"):
+        out = tmp_path / "html"
+        return SimpleNamespace(builder=SimpleNamespace(format=fmt), env=SimpleNamespace(found_docs=set(docs)),
+                               outdir=str(out))
+
+    classroom._export_lab(app({"book/intro"}), None)                       # no lab page: nothing
+    classroom._export_lab(app({"book/transition_lab"}, fmt="latex"), None)  # not HTML: nothing
+    classroom._export_lab(app({"book/transition_lab"}), RuntimeError())   # a failed build: nothing
+    monkeypatch.setenv(classroom.LAB_ENV, "0")
+    classroom._export_lab(app({"book/transition_lab"}), None)              # switched off
+    assert calls == [] and not (tmp_path / "html").exists()
+    monkeypatch.delenv(classroom.LAB_ENV)
+    stale = tmp_path / "html" / "_static" / "lab" / "old.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    classroom._export_lab(app({"book/intro", "book/transition_lab"}), None)
+    assert calls == [cache]
+    assert (tmp_path / "html" / "_static" / "lab" / "x0" / "i0.png").read_bytes() == b"png"
+    assert (tmp_path / "html" / "_static" / "lab" / "manifest.json").exists() and not stale.exists()

@@ -126,8 +126,10 @@ def test_the_interval_adds_the_image_error_and_the_training_bias():
     # moved the value by more than the half-width gets that change added as a bias term
     entry = lambda v: dict(h=[[1.0, 0.5, 0.6]] * 2, cmi_seed=[[v], [v]], mi_bc_seed=[0.5, 0.5], cmi_se_img=[0.01],
                            mi_bc_se_img=0.01, best_step=[[1, 1, 1]] * 2)
-    progress = {"0.3000": dict(seconds=1.0, budgets={"1": entry(0.05), "2": entry(0.10)})}
+    progress = {"0.3000": dict(seconds=1.0, budgets={"1": entry(0.05), "2": entry(0.10)}, val_curve=[[1], [2]],
+                               val_mean=[[0.6, 0.5, 0.55], [0.6, 0.5, 0.55]])}
     m = cmi_map.map_from_progress([0.3], [1], progress, dict(report_at=[1, 2]))
+    assert not m.unstable.any()
     z = 1.959964
     assert m.cmi[0, 0] == pytest.approx(0.10)
     assert m.bias[0, 0] == pytest.approx(0.05)
@@ -146,3 +148,16 @@ def test_shipped_maps_reload_with_their_hash_and_shape():
         assert np.all(np.isfinite(m.cmi)) and np.all(m.cmi_hw > 0)
         assert rec["command"].startswith(f"python -m localdiff_lib.cmi_map run {name}")
         assert set(rec["finished_t"]) <= set(rec["recipe"]["t_values"])
+
+
+def test_a_model_that_got_worse_while_training_flags_its_cells():
+    # q(a | B_1) ends 0.02 nats above its best validation loss: the r = 1 cell is flagged, r = 2 is not; a rise of
+    # q(a | B u C) flags every radius of that time
+    entry = dict(h=[[1.0, 0.5, 0.6, 0.55]] * 2, cmi_seed=[[0.1, 0.05]] * 2, mi_bc_seed=[0.5, 0.5],
+                 cmi_se_img=[0.01, 0.01], mi_bc_se_img=0.01, best_step=[[1, 1, 1, 1]] * 2)
+    ok = dict(seconds=1.0, budgets={"2": entry}, val_curve=[[1], [2]],
+              val_mean=[[0.6, 0.5, 0.55, 0.52], [0.6, 0.5, 0.57, 0.52]])
+    bad_bc = dict(ok, val_mean=[[0.6, 0.5, 0.55, 0.52], [0.6, 0.52, 0.55, 0.52]])
+    m = cmi_map.map_from_progress([0.3, 0.5], [1, 2], {"0.3000": ok, "0.5000": bad_bc}, dict(report_at=[2]))
+    assert m.unstable.tolist() == [[True, False], [True, True]]
+    assert "*" in m.table()
