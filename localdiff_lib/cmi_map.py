@@ -704,7 +704,7 @@ def main(argv=None) -> int:
         names = args.names or sorted(p.parent.name[len("cmi-map-"):] for p in shipped)
         for n in names:
             m = load_map(n)
-            print(f"{n}: {len(m.t)} times, radii {list(m.r)}\n{m.table(4)}")
+            print(f"{n}: {len(m.t)} times, radii {[int(r) for r in m.r]}\n{m.table(4)}")
     return 0
 
 
