@@ -33,11 +33,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import native_bf16, pick
+from .config import default_device, native_bf16, pick
 from .density import train_density_bank
 from .estimators import BOUNDS, confidence_interval, student_t_quantile, train_critic_bank
+from .image_density import train_image_density_bank
 from .info import PAPER_CROP, SurrogateMap, gaussian_surrogate, paper_crop, regions, surrogate_cmi_map
-from .info import mixture_cmi as info_mixture_cmi, mixture_mi as info_mixture_mi
+from .info import mixture_cmi, mixture_mi
 
 __all__ = [
     "PAPER_T",
@@ -171,7 +172,7 @@ def neural_cmi_map(
         raise ValueError("use at least 2 seeds: the confidence intervals are across seeds")
     if bound not in (*BOUNDS, "density"):
         raise ValueError(f"unknown bound {bound!r}; use one of {', '.join(BOUNDS)} or 'density'")
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     t_values = np.asarray(t_values, dtype=np.float64).reshape(-1)
     if t_values.size == 0 or t_values.min() < 0 or t_values.max() > 1:
         raise ValueError(f"t_values must be non-empty and lie in [0, 1], got {t_values}")
@@ -270,15 +271,9 @@ def mnist_cmi_map(name: str = "mnist", seed: int = 0, device=None, **overrides) 
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _combined_half_width(per_seed: np.ndarray, d_img: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over seeds and the half-width of an interval that adds two independent errors in quadrature: the
-    seed-to-seed (training) spread, a Student-t interval, and the finite held-out sample, the paired standard
-    error of the per-sample differences averaged over seeds (all seeds of a time score the same samples).
-    ``per_seed`` ``(S, ...)``, ``d_img`` ``(n, ...)``."""
-    m, hw_seed = confidence_interval(per_seed, level)
-    z = student_t_quantile(0.5 + level / 2, 10_000)
-    se_img = d_img.std(0, ddof=1) / np.sqrt(d_img.shape[0])
-    return m, np.sqrt(hw_seed**2 + (z * se_img) ** 2)
+def budgets_of(steps: int) -> list[int]:
+    """The budgets at which a map's run is read by default: a quarter, half and all of its ``steps``."""
+    return sorted({max(1, steps // 4), max(1, steps // 2), int(steps)})
 
 
 def image_cmi_map(
@@ -319,8 +314,8 @@ def image_cmi_map(
     ``(seed, t)`` group draws its own), with early stopping on ``val_images`` training images held back, and scored on
     the same ``eval_samples`` held-out samples (test images, fresh noise). The CMI of a seed is the mean of the
     per-sample log-likelihood ratio ``log q(a | BC) - log q(a | B_r)``; the interval adds the seed-to-seed spread
-    and the paired per-sample standard error (:func:`_combined_half_width`). ``report_at`` (default ``[steps / 4,
-    steps / 2, steps]``) are budgets of the same run at which the map is also reported; where the last doubling moves
+    and the paired per-sample standard error, in quadrature. ``report_at`` (default :func:`budgets_of`) are
+    budgets of the same run at which the map is also reported; where the last doubling moves
     a value by more than its half-width, that change is added to the half-width as an explicit bias term
     (``CMIMap.bias``). ``progress`` (a dict of finished times, from an earlier interrupted run) skips those times;
     ``on_time(progress)`` is called after each time, to save it. ``unit_range=False`` accepts pixels outside
@@ -331,30 +326,27 @@ def image_cmi_map(
     image reused at every step; scores on training images, with their fixed noise): the ablation of chapter
     "The CMI barrier". Both are off in every map the course reports as its own.
     """
+    args = {k: v for k, v in locals().items() if k != "num_threads"}
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        return _image_cmi_map(train_images, eval_images, t_values, radii, crop, seeds, steps, report_at, batch, width,
-                              hidden, patch, components, lr, val_images, val_samples, eval_samples, pixel_levels,
-                              unit_range, fixed_noise, eval_on_train, level, seed, device, progress, on_time, log)
+        return _image_cmi_map(**args)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _image_cmi_map(train_images, eval_images, t_values, radii, crop, seeds, steps, report_at, batch, width, hidden,
+def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, steps, report_at, batch, width, hidden,
                    patch, components, lr, val_images, val_samples, eval_samples, pixel_levels, unit_range,
                    fixed_noise, eval_on_train, level, seed, device, progress, on_time, log) -> "CMIMap":
-    from .image_density import train_image_density_bank
-
     if seeds < 2:
         raise ValueError("use at least 2 seeds: the confidence intervals are across seeds")
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     t_values = np.asarray(t_values, dtype=np.float64).reshape(-1)
     if t_values.size == 0 or t_values.min() < 0 or t_values.max() >= 1:
         raise ValueError(f"t_values must be non-empty and lie in [0, 1) (at t = 1 every CMI is 0), got {t_values}")
     radii = np.asarray(list(radii), dtype=np.int64).reshape(-1)
-    report_at = sorted({int(s) for s in (report_at or [max(1, steps // 4), max(1, steps // 2), steps])})
+    report_at = sorted({int(s) for s in (report_at or budgets_of(steps))})
     x_all = _flat_crop(train_images, crop, unit_range)
     if not 0 < val_images < x_all.shape[0]:
         raise ValueError(f"val_images must lie in (0, {x_all.shape[0]}), got {val_images}")
@@ -408,7 +400,7 @@ def _image_cmi_map(train_images, eval_images, t_values, radii, crop, seeds, step
                 cmi_se_img=(d_cmi.mean(0).std(1, ddof=1) / np.sqrt(d_cmi.shape[2])).tolist(),
                 mi_bc_se_img=float(d_bc.mean(0).std(ddof=1) / np.sqrt(d_bc.shape[1])),
                 best_step=res.best_step[s].reshape(seeds, -1).tolist())
-        entry["val_curve"] = res.val_curve[:, :1].tolist() + []
+        entry["val_curve"] = res.val_curve[:, :1].tolist()  # the steps of the validation points
         entry["val_mean"] = res.val_curve[:, 1:].reshape(len(res.val_curve), seeds, -1).mean(1).tolist()
         progress[key] = entry
         if on_time is not None:
@@ -544,8 +536,8 @@ def mixture_samples(t_values, radii, mu: float = 0.2, sigma0: float = 0.05, n_tr
         draw.append(torch.tensor(x, dtype=torch.float32))
     nb = [(2 * int(r) + 1) ** 2 - 1 for r in radii]
     exact = dict(t=[float(t) for t in t_values], r=[int(r) for r in radii],
-                 cmi=[[info_mixture_cmi(n, float(t), n_b=b, mu=mu, sigma0=sigma0) for b in nb] for t in t_values],
-                 mi_a_bc=[info_mixture_mi(n, float(t), mu=mu, sigma0=sigma0) for t in t_values])
+                 cmi=[[mixture_cmi(n, float(t), n_b=b, mu=mu, sigma0=sigma0) for b in nb] for t in t_values],
+                 mi_a_bc=[mixture_mi(n, float(t), mu=mu, sigma0=sigma0) for t in t_values])
     return draw[0], draw[1], exact
 
 
@@ -592,7 +584,7 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
         seconds_before = float(json.loads(rec_file.read_text()).get("seconds", 0.0)) if rec_file.exists() else 0.0
     if threads is not None:
         torch.set_num_threads(int(threads))
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     command = f"python -m localdiff_lib.cmi_map run {name}" + (f" --threads {threads}" if threads else "") + (
         f" --device {device}" if device else "")
     logf = open(log_file, "a")
@@ -661,7 +653,7 @@ def load_map(name: str, directory: str | Path | None = None, level: float = 0.95
     recipe = res["recipe"]
     t_done = sorted(rec["finished_t"])
     settings = {k: v for k, v in recipe.items() if k not in ("t_values", "radii")}
-    settings["report_at"] = sorted({max(1, recipe["steps"] // 4), max(1, recipe["steps"] // 2), recipe["steps"]})
+    settings["report_at"] = budgets_of(recipe["steps"])
     m = map_from_progress(t_done, recipe["radii"], res["times"], settings, level)
     m.settings["record"] = rec
     if "exact" in res:  # a surrogate's exact map, on the finished times

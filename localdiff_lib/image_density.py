@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import default_device
 from .density import mixture_log_prob
 
 __all__ = ["ImageDensityBank", "ImageBankResult", "train_image_density_bank"]
@@ -169,10 +170,6 @@ class ImageBankResult:
     best_step: dict[int, np.ndarray]  # steps -> (K,) the step of the state kept by early stopping
     seconds: float
 
-    def cross_entropy(self, steps: int | None = None) -> np.ndarray:
-        """``(K,)`` held-out cross-entropies (nats) at a budget (default: the largest)."""
-        return -self.log_q[steps or self.steps[-1]].mean(1)
-
 
 def train_image_density_bank(
     sampler: Callable[[str, int, torch.Generator], torch.Tensor],
@@ -210,7 +207,7 @@ def train_image_density_bank(
     report_at = sorted({int(s) for s in (report_at or [steps])})
     if report_at[0] < 1 or report_at[-1] != steps:
         raise ValueError(f"report_at must lie in [1, steps] and include steps={steps}, got {report_at}")
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     bank = ImageDensityBank(masks, side, a_idx, width=width, hidden=hidden, patch=patch, components=components,
                             bin_width=bin_width, generator=torch.Generator().manual_seed(seed)).to(dev)
     K = bank.n_models
