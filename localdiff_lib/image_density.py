@@ -217,8 +217,8 @@ def train_image_density_bank(
     best_val = torch.full((K,), float("inf"), device=dev)
     best_at = np.zeros(K, dtype=np.int64)
     gen = torch.Generator(device=dev).manual_seed(seed + 1)
-    x_val = [sampler("val", batch, torch.Generator(device=dev).manual_seed(seed + 2))
-             for _ in range(max(1, val_samples // batch))]
+    g_val = torch.Generator(device=dev).manual_seed(seed + 2)
+    x_val = [sampler("val", batch, g_val) for _ in range(max(1, val_samples // batch))]
     g_eval = torch.Generator(device=dev).manual_seed(10_000 + seed)
     x_eval = [sampler("eval", batch, g_eval) for _ in range(max(1, eval_samples // batch))]
     curve, log_q, kept = [], {}, {}
