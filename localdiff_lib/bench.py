@@ -8,7 +8,8 @@ batches, the paper's local-denoiser experiment (their code: 90-160 s per radius 
 
 The training images are uniform random pixels: speed does not depend on the content, and the benchmark
 then needs no data set. On a CPU the sampling time is measured over ``--cpu-sample-steps`` steps and scaled
-to 32 (every step costs the same), which the table says. Chapter "Training denoisers fast" discusses it.
+to 32 (every step costs the same), which the table says. The README's "Benchmarks" section lists the commands; the
+measured tables belong in the closing notes and on the status page, never in a timed test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import torch
 
 from .config import default_device
-from .models import GlobalUNet, LocalDenoiser, count_macs, count_parameters
+from .models import count_macs, count_parameters, GlobalUNet, LocalDenoiser
 from .sampling import sample
 from .train import fit
 

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from . import cmi_map
+from .config import default_device
+from .data import load_dataset
 from .density import train_density_bank
 from .estimators import train_critic_bank
 from .info import regions, surrogate_cmi_map
@@ -103,13 +105,11 @@ def time_bank(cfg, device, steps=3, crop=27, images=None):
 
 def run(device=None, steps=3, mnist=False, print_fn=print):
     """Measure and print the table; returns its rows as dicts."""
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device is not None else default_device()
     gpu = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if gpu else f"CPU ({torch.get_num_threads()} threads)"
     images = None
     if mnist:
-        from .data import load_dataset
-
         images = load_dataset("mnist", "train", device=device)[0][:, 0, :27, :27].reshape(-1, 729)
     print_fn(f"localdiff_lib.bench_cmi on {name}, torch {torch.__version__}; {steps} timed steps per row"
              f"{', bf16 autocast' if gpu else ''}; images: {'MNIST' if mnist else 'uniform random'}")

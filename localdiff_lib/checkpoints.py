@@ -34,7 +34,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import default_device, seed_everything
+from .data import cache_dir, load_dataset
 from .models import build_model
+from .train import fit, held_out_loss, load_checkpoint, save_checkpoint
 
 __all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "load", "pretrained", "train", "check",
            "local_denoisers", "global_unet", "sha256", "provenance"]
@@ -78,8 +81,6 @@ def shipped_dir() -> Path:
 
 
 def _cache_dir() -> Path:
-    from .data import cache_dir
-
     return cache_dir() / "checkpoints"
 
 
@@ -130,8 +131,6 @@ def load(name: str, directory: str | Path | None = None, device: str | torch.dev
 
     Raises ``ValueError`` when ``model.pt`` does not have the SHA-256 of its record (a corrupted or replaced file).
     """
-    from .train import load_checkpoint
-
     rec = record(name, directory)
     where = _find(name, directory)
     digest = sha256(where / "model.pt")
@@ -170,8 +169,6 @@ def pretrained(name: str, device: str | torch.device = "cpu", *, train_if_missin
 
 
 def _held_out_images(dataset: str) -> torch.Tensor:
-    from .data import load_dataset
-
     test, _ = load_dataset(dataset, "test")
     return test[:HELD_OUT]
 
@@ -217,16 +214,12 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     ``directory`` defaults to the shipped location (what the maintainers run before committing a checkpoint).
     Returns the record.
     """
-    from .config import seed_everything
-    from .data import load_dataset
-    from .train import fit, save_checkpoint
-
     recipe = _check_name(name)
     out = (Path(directory) if directory is not None else shipped_dir()) / name
     out.mkdir(parents=True, exist_ok=True)
     if threads is not None:
         torch.set_num_threads(threads)
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     images, _ = load_dataset(recipe["dataset"], "train")
     seed_everything(recipe["fit"].get("seed", 0))  # the initial weights too: the same command gives the same file
     models = [build_model(cls, cfg).to(dev) for cls, cfg in recipe["models"].values()]
@@ -264,8 +257,6 @@ def check(name: str, directory: str | Path | None = None, rtol: float = 1e-3) ->
 
     Returns ``{key: (recorded, recomputed)}``.
     """
-    from .train import held_out_loss
-
     rec = record(name, directory)
     models = load(name, directory)
     held = _held_out_images(rec["recipe"]["dataset"])

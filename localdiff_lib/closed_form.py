@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import path
+from .checks import InputError, images as check_images, integer
 from .models import check_inputs, check_prediction
 
 __all__ = ["ideal_log_weights", "ideal_x0", "local_x0", "IdealDenoiser", "LocalPosteriorDenoiser"]
@@ -51,24 +52,13 @@ CHUNK_ELEMENTS = 1 << 24
 
 
 def _check_train(images) -> torch.Tensor:
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 1:
-        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(f"training images must be a tensor of shape (N, 1, H, W); got {shape}")
-    if not torch.is_floating_point(images):
-        raise ValueError(f"training images must be floating point with pixels in [0, 1]; got dtype {images.dtype} "
-                         "(divide uint8 images by 255)")
-    if images.shape[0] < 1:
-        raise ValueError("need at least one training image")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("training images contain NaN or infinite values")
-    return images
+    """Training images (N, 1, H, W), floating point and finite (the formulas hold for any real pixels)."""
+    return check_images(images, "training images", unit_range=False)
 
 
 def _check_query(x, train: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate noisy images ``x`` (B, 1, H, W) against the training images and return ``(x, t)`` with ``t`` (B,)."""
-    if not torch.is_tensor(t):
-        t = torch.as_tensor(t, dtype=torch.float64)  # a Python number stays exact (no float32 round trip)
-    t = check_inputs(x, t)
+    t = check_inputs(x, t)  # a Python number t is read in float64 (exact for float64 images)
     if tuple(x.shape[2:]) != tuple(train.shape[2:]):
         raise ValueError(f"the training images are {train.shape[2]}x{train.shape[3]}; got noisy images of "
                          f"{x.shape[2]}x{x.shape[3]}")
@@ -76,9 +66,7 @@ def _check_query(x, train: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _check_radius(radius) -> int:
-    if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
-        raise ValueError(f"radius must be a non-negative integer (receptive-field radius in pixels); got {radius!r}")
-    return radius
+    return integer(radius, "radius (the receptive-field radius in pixels)", minimum=0)
 
 
 def _temperature(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +200,7 @@ class _ClosedForm(nn.Module):
         super().__init__()
         train = _check_train(train_images).detach().clone()
         if prediction not in ("velocity", "x0"):
-            raise ValueError(f"a closed-form denoiser predicts 'velocity' or 'x0'; got {prediction!r}")
+            raise InputError(f"a closed-form denoiser predicts 'velocity' or 'x0'; got {prediction!r}")
         self.prediction = check_prediction(prediction)
         self.train_images = nn.Parameter(train, requires_grad=False)
 
@@ -227,8 +215,6 @@ class _ClosedForm(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        if not torch.is_tensor(t):
-            t = torch.as_tensor(t, dtype=torch.float64)
         t = check_inputs(x, t)
         with torch.autocast(device_type=x.device.type, enabled=False):
             x0_hat = self.x0(x, t)

@@ -33,12 +33,23 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .checkpoints import provenance, sha256
 from .config import default_device, native_bf16, pick
+from .data import load_dataset
 from .density import train_density_bank
-from .estimators import BOUNDS, confidence_interval, student_t_quantile, train_critic_bank
+from .estimators import BOUNDS, train_critic_bank
+from .stats import confidence_interval, student_t_quantile
 from .image_density import train_image_density_bank
-from .info import PAPER_CROP, SurrogateMap, gaussian_surrogate, paper_crop, regions, surrogate_cmi_map
-from .info import mixture_cmi, mixture_mi
+from .info import (
+    gaussian_surrogate,
+    mixture_cmi,
+    mixture_mi,
+    PAPER_CROP,
+    paper_crop,
+    regions,
+    surrogate_cmi_map,
+    SurrogateMap,
+)
 
 __all__ = [
     "PAPER_T",
@@ -257,8 +268,6 @@ def mnist_cmi_map(name: str = "mnist", seed: int = 0, device=None, **overrides) 
 
     Sizes come from :func:`map_settings` (the run budget); any of them can be overridden by keyword.
     """
-    from .data import load_dataset
-
     kw = map_settings()
     kw.update(overrides)
     train, _ = load_dataset(name, "train")
@@ -504,8 +513,6 @@ def surrogate_samples(dataset: str, t_values, radii, n_train: int = 60_000, n_te
 
     Returns ``(train, test, exact)``: ``(n, crop, crop)`` float32 tensors and ``exact = {"t", "r", "cmi" (T, R),
     "mi_a_bc" (T,)}`` from :func:`localdiff_lib.info.surrogate_cmi_map` (the same covariance, dequantized)."""
-    from .data import load_dataset
-
     images, _ = load_dataset(dataset, "train")
     x = paper_crop(images[:, 0], crop).reshape(images.shape[0], -1).double().numpy()
     mean, cov = gaussian_surrogate(x)
@@ -563,9 +570,6 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
     starts again). ``recipe`` replaces the named recipe (tests and experiments; the record keeps it).
     ``max_times`` stops after that many more times (so that one data set's first times can come before another's).
     """
-    from .checkpoints import provenance, sha256
-    from .data import load_dataset
-
     if recipe is None and name not in MAP_RECIPES:
         raise ValueError(f"unknown map recipe {name!r}; the recipes are: {', '.join(MAP_RECIPES)}")
     recipe = json.loads(json.dumps(MAP_RECIPES[name] if recipe is None else recipe))
@@ -638,8 +642,6 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
 
 def load_map(name: str, directory: str | Path | None = None, level: float = 0.95) -> CMIMap:
     """The shipped map ``name`` as a :class:`CMIMap` over its finished times (sorted), after checking its SHA-256."""
-    from .checkpoints import sha256
-
     out = (Path(directory) if directory is not None else results_dir()) / f"cmi-map-{name}"
     rec_file, res_file = out / "record.json", out / "results.json"
     if not rec_file.exists():

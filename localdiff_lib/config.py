@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from typing import TypeVar
 
 import numpy as np
 import torch
+
+from .checks import integer
 
 BUDGETS = ("quick", "standard", "full")
 ENV_VAR = "LOCALDIFF_BUDGET"
@@ -50,8 +53,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     Two runs of a chapter in the quick budget on the same machine then print the same numbers.
     cuDNN autotuning is switched off so that GPU convolutions pick the same algorithms each run.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
+    seed = integer(seed, "seed", minimum=-(2**63), maximum=2**64 - 1)  # what torch.manual_seed accepts
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))
@@ -62,11 +64,21 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+_DESCRIBE = re.compile(r"budget=(?P<budget>\w+) device=(?P<device>.+?) torch=(?P<torch>\S+)")
+
+
 def describe() -> str:
     """One line naming the budget, device, and versions; chapters print it in their first cell."""
     dev = default_device()
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     return f"budget={budget()} device={name} torch={torch.__version__}"
+
+
+def parse_describe(text: str) -> dict | None:
+    """The fields of the first :func:`describe` line in ``text`` (``budget``, ``device``, ``torch``), else ``None``
+    (the status page reads them back from each chapter's printed output)."""
+    m = _DESCRIBE.search(text)
+    return m.groupdict() if m else None
 
 
 def native_bf16(device: torch.device | str) -> bool:

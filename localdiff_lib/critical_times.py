@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .checks import finite_numbers, integer, number, real_array, unit_times
 from .closed_form import ideal_log_weights
 from .info import gaussian_surrogate
 
@@ -36,7 +37,7 @@ __all__ = ["speciation_time", "covariance_spectrum", "class_mean_spectrum", "Pos
 def speciation_time(eigenvalue) -> float | np.ndarray:
     """``t_S = sqrt(L) / (1 + sqrt(L))``: where ``(1-t)^2 L = t^2`` on the path (signal variance along the direction
     of covariance eigenvalue ``L`` equals the noise variance). Vectorised over ``L``; ``L`` must be positive."""
-    lam = np.asarray(eigenvalue, dtype=np.float64)
+    lam = real_array(eigenvalue, "eigenvalue", "positive and finite (a covariance eigenvalue)")
     if lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam <= 0):
         raise ValueError(f"the covariance eigenvalue must be positive and finite; got {eigenvalue!r}")
     s = np.sqrt(lam)
@@ -106,11 +107,10 @@ def posterior_curves(images, t_values, *, labels=None, n_probe: int = 64, seed: 
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"images must be (N, 1, H, W); got {tuple(x.shape)}")
     n = x.shape[0]
-    if not isinstance(n_probe, int) or n_probe < 1:
-        raise ValueError(f"n_probe must be a positive integer; got {n_probe!r}")
-    t_arr = np.asarray(t_values, dtype=np.float64).reshape(-1)
-    if t_arr.size == 0 or np.any(~np.isfinite(t_arr)) or t_arr.min() < 0 or t_arr.max() > 1:
-        raise ValueError(f"t_values must be a non-empty list of times in [0, 1]; got {t_values!r}")
+    n_probe = integer(n_probe, "n_probe")
+    batch_size = integer(batch_size, "batch_size")
+    seed = integer(seed, "seed", minimum=None)
+    t_arr = unit_times(t_values, "t_values")
     onehot = None
     if labels is not None:
         y = torch.as_tensor(labels).detach().cpu().reshape(-1)
@@ -150,8 +150,9 @@ def crossing_time(t_values, values, level: float) -> float:
 
     Returns ``nan`` when the curve stays on one side over the whole grid (say so rather than guess), and the first
     grid time when the curve starts exactly on the level."""
-    t = np.asarray(t_values, dtype=np.float64).reshape(-1)
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    t = finite_numbers(t_values, "t_values").reshape(-1)
+    v = finite_numbers(values, "values").reshape(-1)
+    level = number(level, "level")
     if t.shape != v.shape or t.size < 1:
         raise ValueError(f"t_values and values must be 1-D of the same length; got {t.shape} and {v.shape}")
     if np.any(np.diff(t) <= 0):

@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import integer
+from .config import default_device
+
 NAMES = ("mnist", "fashion-mnist")
 SPLITS = ("train", "test")
 ENV_VAR = "LOCALDIFF_DATA"
@@ -336,9 +339,10 @@ def subset(images: torch.Tensor, labels: torch.Tensor | None = None, n: int = 20
     or only the images when ``labels`` is ``None``.
     """
     total = images.shape[0]
-    if not isinstance(n, int) or not 1 <= n <= total:
+    n = integer(n, "n", minimum=None)
+    if not 1 <= n <= total:
         raise ValueError(f"n must be an integer between 1 and {total} (the data set size); got {n!r}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(integer(seed, "seed", minimum=None))
     if balanced:
         if labels is None:
             raise ValueError("balanced=True needs the labels")
@@ -363,8 +367,6 @@ def subset(images: torch.Tensor, labels: torch.Tensor | None = None, n: int = 20
 
 def to_device(*tensors: torch.Tensor, device: str | torch.device | None = None):
     """Move tensors to ``device`` (default: the GPU when present), so training reads batches without copies."""
-    from .config import default_device
-
     device = torch.device(device) if device is not None else default_device()
     moved = tuple(t.to(device, non_blocking=True) for t in tensors)
     return moved[0] if len(moved) == 1 else moved

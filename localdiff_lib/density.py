@@ -32,7 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .estimators import BankResult, CriticBank, Estimate, _check_disjoint, _estimate, _mask, _vector_sampler
+from .checks import InputError, disjoint_regions, integer
+from .config import default_device
+from .estimators import (BankResult, check_replicates, check_training, context_mask, CriticBank, sample_dimension,
+                         vector_sampler)
+from .stats import Estimate
 
 __all__ = ["DensityBank", "mixture_log_prob", "train_density_bank", "estimate_cmi", "estimate_mi"]
 
@@ -52,13 +56,16 @@ class DensityBank(CriticBank):
         if len(list(a_idx)) != 1:
             raise ValueError(f"the density estimator models a scalar A; got |A| = {len(list(a_idx))} (use the critic "
                              "bounds of localdiff_lib.estimators for a vector A)")
-        if components < 1:
-            raise ValueError(f"components must be >= 1, got {components}")
+        components = integer(components, "components")
         super().__init__(masks, a_idx, hidden=hidden, features=3 * components, generator=generator, a_network=False)
         G = self.shape[0]
-        w = torch.zeros(G) if bin_width is None else torch.as_tensor(bin_width, dtype=torch.float32).reshape(-1)
-        if w.numel() != G or bool((w < 0).any()):
-            raise ValueError(f"bin_width must hold {G} non-negative numbers (one per group), got {tuple(w.shape)}")
+        what = f"bin_width must hold {G} non-negative finite numbers (one per group)"
+        try:
+            w = torch.zeros(G) if bin_width is None else torch.as_tensor(bin_width, dtype=torch.float32).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"{what}, got {bin_width!r}") from None
+        if w.numel() != G or not bool(((w >= 0) & torch.isfinite(w)).all()):
+            raise InputError(f"{what}, got {w.tolist()[:8]} (shape {tuple(w.shape)})")
         self.components = components
         self.register_buffer("bin_width", w.repeat_interleave(self.shape[1])[:, None, None])  # (K, 1, 1)
         self.register_buffer("centres", torch.linspace(0.0, 1.0, components))  # initial means spread over [0, 1]
@@ -75,6 +82,8 @@ def mixture_log_prob(out: torch.Tensor, a: torch.Tensor, centres: torch.Tensor, 
     raw widths of ``M`` Gaussians), ``a`` ``(K, N, 1)`` -> ``log q(a)`` ``(K, N)``. A model whose ``bin_width`` ``(K, 1, 1)``
     is positive scores the probability of the bin ``[a - w/2, a + w/2]`` (open edge bins at 0 and 1)."""
     M = centres.numel()
+    if out.shape[-1] != 3 * M:
+        raise InputError(f"out must have 3 * {M} = {3 * M} features in its last axis; got {out.shape[-1]}")
     logit, mu, raw = out[..., :M], out[..., M:2 * M] + centres, out[..., 2 * M:]
     sigma = 0.3 * nn.functional.softplus(raw + 0.5) + 1e-4
     log_pi = torch.log_softmax(logit, dim=-1)
@@ -127,13 +136,12 @@ def train_density_bank(
     samples (an estimate of the conditional entropy, from above), ``se`` its standard error over the batches,
     ``train_curve`` the training cross-entropies.
     """
-    if steps < 1 or batch < 2 or eval_batches < 2:
-        raise ValueError("need steps >= 1, batch >= 2 and eval_batches >= 2")
+    steps, batch, eval_batches = check_training(steps, batch, eval_batches, num_threads, log_every)
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = torch.device(device) if device is not None else default_device()
         bank = DensityBank(masks, a_idx, hidden=hidden, components=components, bin_width=bin_width,
                            generator=torch.Generator().manual_seed(seed)).to(dev)
         opt = torch.optim.Adam(bank.parameters(), lr=lr)
@@ -169,16 +177,15 @@ def estimate_cmi(sample: Callable[[int, np.random.Generator], np.ndarray], A: Se
     ``I(A:BC) = H(A) - H(A|BC)`` and ``I(A:B) = H(A) - H(A|B)``. ``bin_width > 0``: ``A`` is discrete on that grid
     in ``[0, 1]``. ``train_kw`` go to :func:`train_density_bank`.
     """
-    D = int(np.asarray(sample(2, np.random.default_rng(0))).shape[1])
-    _check_disjoint(D, A=A, B=B, C=C)
-    if seeds < 2:
-        raise ValueError("use at least 2 seeds (the confidence interval is across seeds)")
-    masks = torch.stack([torch.zeros(D), _mask(D, list(B) + list(C)), _mask(D, B)])[None].repeat(seeds, 1, 1)
-    res = train_density_bank(_vector_sampler(sample, seeds), masks, A, bin_width=[bin_width] * seeds, **train_kw)
+    seeds, level = check_replicates(seeds, level)
+    D = sample_dimension(sample)
+    disjoint_regions(D, A=A, B=B, C=C)
+    masks = torch.stack([torch.zeros(D), context_mask(D, list(B) + list(C)), context_mask(D, B)])[None].repeat(seeds, 1, 1)
+    res = train_density_bank(vector_sampler(sample, seeds), masks, A, bin_width=[bin_width] * seeds, **train_kw)
     h = res.values.reshape(seeds, 3)
     i_bc, i_b = h[:, 0] - h[:, 1], h[:, 0] - h[:, 2]
-    parts = {"I(A:BC)": _estimate(i_bc, "density", level), "I(A:B)": _estimate(i_b, "density", level)}
-    return _estimate(h[:, 2] - h[:, 1], "density", level, parts)
+    parts = {"I(A:BC)": Estimate.from_seeds(i_bc, "density", level), "I(A:B)": Estimate.from_seeds(i_b, "density", level)}
+    return Estimate.from_seeds(h[:, 2] - h[:, 1], "density", level, parts)
 
 
 def estimate_mi(sample: Callable[[int, np.random.Generator], np.ndarray], A: Sequence[int], C: Sequence[int], *,

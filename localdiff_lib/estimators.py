@@ -37,14 +37,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .config import native_bf16
+from .checks import InputError, disjoint_regions, indices, integer, number
+from .config import default_device, native_bf16
+from .stats import Estimate
 
 __all__ = [
     "BOUNDS",
@@ -56,8 +58,11 @@ __all__ = [
     "Estimate",
     "estimate_mi",
     "estimate_cmi",
-    "student_t_quantile",
-    "confidence_interval",
+    "vector_sampler",
+    "context_mask",
+    "sample_dimension",
+    "check_replicates",
+    "check_training",
 ]
 
 BOUNDS = ("mine", "dv", "nwj", "infonce", "smile")
@@ -65,8 +70,32 @@ BOUNDS = ("mine", "dv", "nwj", "infonce", "smile")
 
 def _check_bound(bound: str) -> str:
     if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; use one of {', '.join(BOUNDS)}")
+        raise InputError(f"unknown bound {bound!r}; use one of {', '.join(BOUNDS)}")
     return bound
+
+
+def check_training(steps, batch, eval_batches, num_threads=None, log_every=1) -> tuple[int, int, int]:
+    """The budget of a bank's training: ``steps >= 1``, ``batch >= 2`` and ``eval_batches >= 2`` (the interval over the
+    evaluation batches needs two), ``num_threads`` and ``log_every`` positive (``num_threads`` may be ``None``)."""
+    if num_threads is not None:
+        integer(num_threads, "num_threads")
+    integer(log_every, "log_every")
+    return (integer(steps, "steps"), integer(batch, "batch", minimum=2),
+            integer(eval_batches, "eval_batches (the interval needs at least two batches)", minimum=2))
+
+
+def check_replicates(seeds, level) -> tuple[int, float]:
+    """``seeds >= 2`` (the confidence interval is across seeds) and a confidence ``level`` in ``(0, 1)``."""
+    return (integer(seeds, "seeds (use at least 2: the confidence interval is across seeds)", minimum=2),
+            number(level, "level", above=0.0, below=1.0))
+
+
+def sample_dimension(sample) -> int:
+    """``D`` of a sampler of vectors ``sample(n, rng) -> (n, D)`` (called once with ``n = 2``)."""
+    x = np.asarray(sample(2, np.random.default_rng(0)))
+    if x.ndim != 2 or x.shape[0] != 2:
+        raise InputError(f"sample(n, rng) must return an array of shape (n, D); got shape {x.shape} for n = 2")
+    return int(x.shape[1])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -89,6 +118,9 @@ def bound_values(scores: torch.Tensor, bound: str, clip: float = 5.0) -> torch.T
     ``clip`` is SMILE's ``tau``. ``mine`` and ``dv`` have the same value (they differ in training only).
     """
     _check_bound(bound)
+    if not torch.is_tensor(scores):
+        raise InputError(f"scores must be a tensor (K, N, N); got {type(scores).__name__}")
+    clip = number(clip, "clip", above=0.0)
     squeeze = scores.ndim == 2
     if squeeze:
         scores = scores[None]
@@ -117,6 +149,7 @@ def bound_loss(scores: torch.Tensor, bound: str, log_ema: torch.Tensor | None = 
     ``grad E_p[T] - grad E_q[e^T] / ema``. For ``smile`` the gradient is that of the Jensen–Shannon objective.
     """
     _check_bound(bound)
+    ema_rate = number(ema_rate, "ema_rate", above=0.0, below=1.0)
     values = bound_values(scores, bound, clip)
     scores = scores.float()
     if bound == "mine":
@@ -164,9 +197,12 @@ class CriticBank(nn.Module):
         if masks.ndim != 3:
             raise ValueError(f"masks must have shape (G, c, D) (groups, critics per group, coordinates), got {tuple(masks.shape)}")
         G, c, D = masks.shape
-        a_idx = torch.as_tensor(list(a_idx), dtype=torch.long)
-        if a_idx.numel() == 0 or int(a_idx.min()) < 0 or int(a_idx.max()) >= D:
-            raise ValueError(f"a_idx must be non-empty indices into the D={D} coordinates")
+        a_idx = indices(a_idx, "a_idx", D)
+        if not a_idx:
+            raise InputError(f"a_idx must be non-empty indices into the D={D} coordinates")
+        a_idx = torch.as_tensor(a_idx, dtype=torch.long)
+        hidden, features = integer(hidden, "hidden"), integer(features, "features")
+        hidden_a = integer(hidden_a, "hidden_a")
         if bool((masks[..., a_idx] != 0).any()):
             raise ValueError("a context mask includes a coordinate of A: the context must exclude A")
         self.register_buffer("masks", masks)
@@ -200,6 +236,9 @@ class CriticBank(nn.Module):
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(G, N, D)`` (one batch per group) -> the context network's output ``h`` ``(G * c, N, features)``."""
         G, c, D = self.shape
+        if not torch.is_tensor(x):
+            raise InputError(f"x must be a tensor (G, N, D), one batch per group (what a bank's sampler returns); got "
+                             f"{type(x).__name__}")
         if x.ndim != 3 or x.shape[0] != G or x.shape[2] != D:
             raise ValueError(f"expected a batch of shape ({G}, N, {D}), got {tuple(x.shape)}")
         N, H = x.shape[1], self.Wx.shape[-1]
@@ -261,6 +300,9 @@ def train_critic_bank(
     CPU threads for this call only (restored afterwards). Returns :class:`BankResult` with the held-out values,
     flattened in the order ``k = g * c + j``.
     """
+    _check_bound(bound)
+    steps, batch, eval_batches = check_training(steps, batch, eval_batches, num_threads, log_every)
+    lr = number(lr, "lr", above=0.0)
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
@@ -273,10 +315,7 @@ def train_critic_bank(
 
 def _train_critic_bank(sampler, masks, a_idx, bound, steps, batch, lr, hidden, features, eval_batches, clip, ema_rate,
                        seed, device, bf16, log_every) -> BankResult:
-    _check_bound(bound)
-    if steps < 1 or batch < 2 or eval_batches < 2:
-        raise ValueError("need steps >= 1, batch >= 2 and eval_batches >= 2 (the CI needs at least two batches)")
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else default_device()
     bf16 = native_bf16(dev) if bf16 is None else bf16
     gen_init = torch.Generator().manual_seed(seed)
     bank = CriticBank(masks, a_idx, hidden=hidden, features=features, generator=gen_init).to(dev)
@@ -321,70 +360,16 @@ def _train_critic_bank(sampler, masks, a_idx, bound, steps, batch, lr, hidden, f
 # ----------------------------------------------------------------------------------------------------------
 
 
-def student_t_quantile(p: float, df: int) -> float:
-    """The ``p``-quantile of Student's t with ``df`` degrees of freedom (numerical inversion of the CDF; no scipy)."""
-    if not 0.5 <= p < 1.0:
-        raise ValueError(f"p must lie in [0.5, 1), got {p}")
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    logc = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(x):  # P(T <= x) for x >= 0 by Simpson's rule on [0, x]
-        u = np.linspace(0.0, x, 4001)
-        f = np.exp(logc - (df + 1) / 2 * np.log1p(u * u / df))
-        h = x / 4000
-        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < p:
-        hi *= 2.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def confidence_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0):
-    """``(mean, half_width)`` of a Student-t interval from independent replicates (e.g. seeds) along ``axis``."""
-    x = np.asarray(samples, dtype=np.float64)
-    n = x.shape[axis]
-    if n < 2:
-        raise ValueError("a confidence interval needs at least 2 replicates (seeds)")
-    q = student_t_quantile(0.5 + level / 2, n - 1)
-    return x.mean(axis), q * x.std(axis, ddof=1) / math.sqrt(n)
-
-
-@dataclass
-class Estimate:
-    """An estimate (nats) with a confidence interval across seeds; never clipped (it may be negative)."""
-
-    value: float
-    half_width: float
-    per_seed: np.ndarray
-    bound: str
-    level: float = 0.95
-    parts: dict = field(default_factory=dict)  # e.g. {"I(A:BC)": Estimate, "I(A:B)": Estimate} for a CMI
-
-    @property
-    def ci(self) -> tuple[float, float]:
-        return self.value - self.half_width, self.value + self.half_width
-
-    def __str__(self) -> str:
-        lo, hi = self.ci
-        return f"{self.value:.4f} nats [{lo:.4f}, {hi:.4f}] ({int(100 * self.level)}% CI, {len(self.per_seed)} seeds, {self.bound})"
-
-
-def _estimate(per_seed, bound, level, parts=None) -> Estimate:
-    m, h = confidence_interval(per_seed, level)
-    return Estimate(float(m), float(h), np.asarray(per_seed, dtype=np.float64), bound, level, parts or {})
-
-
 # ----------------------------------------------------------------------------------------------------------
 # MI and CMI of vectors drawn from a sampler
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _vector_sampler(sample, n_groups):
+def vector_sampler(sample, n_groups: int):
+    """A bank sampler (``sampler(split, n, generator)`` -> ``(n_groups, n, D)``) from a sampler of vectors
+    ``sample(n, numpy_generator)`` -> ``(n, D)``: one independent stream per group."""
+    n_groups = integer(n_groups, "n_groups")
+
     def sampler(split, n, gen):
         # one independent stream per group (seed); torch generator -> integer seed for user samplers
         seeds = torch.randint(0, 2**62, (n_groups,), generator=gen, device=gen.device).tolist()
@@ -394,21 +379,12 @@ def _vector_sampler(sample, n_groups):
     return sampler
 
 
-def _mask(D, idx):
+def context_mask(D: int, idx) -> torch.Tensor:
+    """The 0/1 mask of length ``D`` that is 1 on the coordinates ``idx``."""
+    D = integer(D, "D")
     m = torch.zeros(D)
-    m[list(idx)] = 1.0
+    m[indices(idx, "idx", D)] = 1.0
     return m
-
-
-def _check_disjoint(D, **regions):
-    seen = {}
-    for name, idx in regions.items():
-        for i in idx:
-            if not 0 <= int(i) < D:
-                raise ValueError(f"region {name} has index {i} outside [0, {D - 1}]")
-            if int(i) in seen:
-                raise ValueError(f"regions {seen[int(i)]} and {name} overlap at index {i}; they must be disjoint")
-            seen[int(i)] = name
 
 
 def estimate_mi(sample: Callable[[int, np.random.Generator], np.ndarray], A: Sequence[int], C: Sequence[int], *,
@@ -418,13 +394,12 @@ def estimate_mi(sample: Callable[[int, np.random.Generator], np.ndarray], A: Seq
     One critic per seed, each on its own data stream; evaluation on fresh samples. ``train_kw`` go to
     :func:`train_critic_bank` (``steps``, ``batch``, ``lr``, ``hidden``, ...).
     """
-    D = int(np.asarray(sample(2, np.random.default_rng(0))).shape[1])
-    _check_disjoint(D, A=A, C=C)
-    if seeds < 2:
-        raise ValueError("use at least 2 seeds (the confidence interval is across seeds)")
-    masks = _mask(D, C)[None, None].repeat(seeds, 1, 1)
-    res = train_critic_bank(_vector_sampler(sample, seeds), masks, A, bound=bound, **train_kw)
-    return _estimate(res.values, bound, level)
+    seeds, level = check_replicates(seeds, level)
+    D = sample_dimension(sample)
+    disjoint_regions(D, A=A, C=C)
+    masks = context_mask(D, C)[None, None].repeat(seeds, 1, 1)
+    res = train_critic_bank(vector_sampler(sample, seeds), masks, A, bound=bound, **train_kw)
+    return Estimate.from_seeds(res.values, bound, level)
 
 
 def estimate_cmi(sample: Callable[[int, np.random.Generator], np.ndarray], A: Sequence[int], B: Sequence[int],
@@ -435,15 +410,14 @@ def estimate_cmi(sample: Callable[[int, np.random.Generator], np.ndarray], A: Se
     is the difference of their held-out values, and the interval is across seeds. ``B`` may be empty (then
     ``I(A:B) = 0`` exactly and only one critic per seed is trained). ``parts`` holds the two terms.
     """
-    D = int(np.asarray(sample(2, np.random.default_rng(0))).shape[1])
-    _check_disjoint(D, A=A, B=B, C=C)
-    if seeds < 2:
-        raise ValueError("use at least 2 seeds (the confidence interval is across seeds)")
-    m_bc, m_b = _mask(D, list(B) + list(C)), _mask(D, B)
+    seeds, level = check_replicates(seeds, level)
+    D = sample_dimension(sample)
+    disjoint_regions(D, A=A, B=B, C=C)
+    m_bc, m_b = context_mask(D, list(B) + list(C)), context_mask(D, B)
     masks = torch.stack([m_bc, m_b] if len(B) else [m_bc])[None].repeat(seeds, 1, 1)
-    res = train_critic_bank(_vector_sampler(sample, seeds), masks, A, bound=bound, **train_kw)
+    res = train_critic_bank(vector_sampler(sample, seeds), masks, A, bound=bound, **train_kw)
     v = res.values.reshape(seeds, -1)
     i_bc = v[:, 0]
     i_b = v[:, 1] if len(B) else np.zeros(seeds)
-    parts = {"I(A:BC)": _estimate(i_bc, bound, level), "I(A:B)": _estimate(i_b, bound, level) if len(B) else None}
-    return _estimate(i_bc - i_b, bound, level, parts)
+    parts = {"I(A:BC)": Estimate.from_seeds(i_bc, bound, level), "I(A:B)": Estimate.from_seeds(i_b, bound, level) if len(B) else None}
+    return Estimate.from_seeds(i_bc - i_b, bound, level, parts)

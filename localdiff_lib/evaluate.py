@@ -13,6 +13,7 @@ eigendecomposition, no scipy), and its predictions tell when a recovered digit h
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +22,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import path
-from .sampling import ode_solve, steps_for
+from .checks import InputError, finite_numbers, images as check_images, integer, number, unit_times
+from .config import default_device
+from .sampling import as_schedule, ode_solve, steps_for
 
 
 def _check_T(T_values) -> list[float]:
-    Ts = [float(T) for T in np.atleast_1d(np.asarray(T_values, dtype=float))]
-    bad = [T for T in Ts if not 0.0 <= T <= 1.0]
-    if bad:
-        raise ValueError(f"noise times T must lie in [0, 1]; got {bad}")
-    return Ts
+    return unit_times(T_values, "the noise times T").tolist()
 
 
 @torch.no_grad()
@@ -51,13 +50,14 @@ def recover(
     (``E[X_0]`` of the training data) is needed only for a noise predictor at ``T = 1``.
     """
     (T,) = _check_T([T])
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"images must be a tensor (N, 1, H, W); got {getattr(images, 'shape', type(images))}")
-    from .sampling import as_schedule
-
+    check_images(images)
+    batch_size = integer(batch_size, "batch_size")
     device = next(as_schedule(model_or_schedule).default.parameters()).device
     if noise is None:
-        noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
+        noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(integer(seed, "seed", minimum=None)))
+    elif not torch.is_tensor(noise) or noise.shape != images.shape:
+        got = tuple(noise.shape) if torch.is_tensor(noise) else type(noise).__name__
+        raise InputError(f"noise must have the shape of images {tuple(images.shape)}; got {got}")
     steps = steps_for(T, steps_per_unit_time)
     outs, noised = [], []
     for start in range(0, images.shape[0], batch_size):
@@ -88,7 +88,8 @@ def recovery_mse(
     The noise is the same draw for every ``T`` (seeded by ``seed``); ``T = 0`` gives exactly 0.
     """
     Ts = _check_T(T_values)
-    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
+    check_images(images)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(integer(seed, "seed", minimum=None)))
     rows = []
     for T in Ts:
         rec, _ = recover(model_or_schedule, images, T, steps_per_unit_time=steps_per_unit_time, solver=solver,
@@ -145,6 +146,10 @@ def recovery_grid(models_by_radius: dict, global_model, images: torch.Tensor, T_
     """:func:`recovery_mse` for every local model (``{r: model}``, rows sorted by ``r``) and the global model
     (last row, ``"global"``; pass ``None`` to leave it out). Keyword arguments go to :func:`recovery_mse`."""
     Ts = _check_T(T_values)
+    if not isinstance(models_by_radius, dict):
+        raise InputError(f"models_by_radius must be a dict {{r: model}}; got {type(models_by_radius).__name__}")
+    if not models_by_radius and global_model is None:
+        raise InputError("recovery_grid needs at least one model: local models in models_by_radius or a global_model")
     rows, values = [], []
     for r in sorted(models_by_radius):
         rows.append(r)
@@ -160,7 +165,13 @@ def recovery_grid(models_by_radius: dict, global_model, images: torch.Tensor, T_
 
 def image_grid(images, nrow: int = 8, padding: int = 1, pad_value: float = 1.0) -> np.ndarray:
     """Tile ``(N, 1, H, W)`` (or ``(N, H, W)``) images into one 2-D array, ``nrow`` images per row, values as given."""
-    x = torch.as_tensor(images).detach().float().cpu()
+    nrow, padding = integer(nrow, "nrow"), integer(padding, "padding", minimum=0)
+    pad_value = number(pad_value, "pad_value")
+    try:
+        x = torch.as_tensor(images).detach().float().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"images must be a tensor or array of shape (N, 1, H, W) or (N, H, W); got "
+                         f"{images!r}") from None
     if x.ndim == 4:
         if x.shape[1] != 1:
             raise ValueError(f"image_grid takes one-channel images (N, 1, H, W); got {tuple(x.shape)}")
@@ -168,6 +179,8 @@ def image_grid(images, nrow: int = 8, padding: int = 1, pad_value: float = 1.0) 
     if x.ndim != 3:
         raise ValueError(f"image_grid takes (N, 1, H, W) or (N, H, W); got {tuple(x.shape)}")
     n, h, w = x.shape
+    if n == 0:
+        raise InputError(f"image_grid needs at least one image; got shape {tuple(x.shape)}")
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
     out = torch.full((nrows * (h + padding) + padding, ncol * (w + padding) + padding), pad_value)
@@ -233,12 +246,20 @@ def train_classifier(
 ) -> Classifier:
     """Train a :class:`Classifier` (conv widths ``width``, ``2 width``) with Adam on random batches (seeded);
     returns it in eval mode."""
+    check_images(images)
+    if not torch.is_tensor(labels) or labels.ndim != 1 or labels.dtype == torch.bool or labels.is_floating_point() \
+            or labels.is_complex():
+        got = f"dtype {labels.dtype}, shape {tuple(labels.shape)}" if torch.is_tensor(labels) else type(labels).__name__
+        raise InputError(f"labels must be integer class indices in [0, 9], a tensor (N,); got {got}")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    from .config import default_device
-
+    if int(labels.min()) < 0 or int(labels.max()) > 9:
+        raise InputError(f"labels must be class indices in [0, 9]; got values in "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+    steps, batch_size, width = integer(steps, "steps"), integer(batch_size, "batch_size"), integer(width, "width")
+    lr = number(lr, "lr", above=0.0)
     device = torch.device(device) if device is not None else default_device()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(integer(seed, "seed", minimum=None))
     torch.manual_seed(seed)
     model = Classifier(width=width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -287,10 +308,19 @@ def frechet_distance_from_stats(mu1, cov1, mu2, cov2) -> float:
     """``|mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1^{1/2} C2 C1^{1/2})^{1/2})``, the squared 2-Wasserstein distance
     between the Gaussians ``N(mu1, C1)`` and ``N(mu2, C2)``. Square roots by eigendecomposition (float64);
     round-off can leave a tiny negative value for identical inputs, which is returned as is."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    c1, c2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    mu1, mu2 = finite_numbers(mu1, "mu1"), finite_numbers(mu2, "mu2")
+    c1, c2 = np.atleast_2d(finite_numbers(cov1, "cov1")), np.atleast_2d(finite_numbers(cov2, "cov2"))
     if mu1.shape != mu2.shape or c1.shape != c2.shape or c1.shape != (mu1.size, mu1.size):
         raise ValueError(f"shapes do not match: mu {mu1.shape}, {mu2.shape}; cov {c1.shape}, {c2.shape}")
+    for name, c in (("cov1", c1), ("cov2", c2)):
+        scale = max(1.0, float(np.abs(c).max()))
+        if not np.allclose(c, c.T, rtol=1e-8, atol=1e-12 * scale):
+            raise InputError(f"{name} must be a symmetric matrix (a covariance); got one with |C - C^T| up to "
+                             f"{float(np.abs(c - c.T).max()):.3g}")
+        low = float(np.linalg.eigvalsh((c + c.T) / 2).min())
+        if low < -1e-8 * scale:
+            raise InputError(f"{name} must be positive semi-definite (a covariance); its smallest eigenvalue is "
+                             f"{low:.3g}")
     s1 = _sqrtm_psd(c1)
     cross = _sqrtm_psd(s1 @ c2 @ s1)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.trace(cross))
@@ -304,11 +334,32 @@ def frechet_distance(feats_a, feats_b) -> float:
     b = np.asarray(torch.as_tensor(feats_b).double().cpu())
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"features must be (N, d) with the same d; got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("features must be finite; got NaN or inf values")
     if min(a.shape[0], b.shape[0]) < 2:
         raise ValueError("need at least two feature vectors per set to estimate a covariance")
     return frechet_distance_from_stats(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-def classifier_frechet(classifier: Classifier, images_a: torch.Tensor, images_b: torch.Tensor) -> float:
-    """:func:`frechet_distance` on the classifier's features of two image sets."""
-    return frechet_distance(features(classifier, images_a), features(classifier, images_b))
+def nearest_train_distance(images: torch.Tensor, train: torch.Tensor, batch_size: int = 1024,
+                           dtype: torch.dtype = torch.float64):
+    """For each image, the RMS pixel distance to its nearest training image and that image's index: ``(dist, idx)``
+    (CPU tensors), computed on ``train``'s device in ``dtype`` (float32 is faster and resolves distances down to
+    about 1e-3). A sample at distance about 0 is a copy of a training image (chapters "Hybrid sampling" and "Beyond
+    the paper")."""
+    for name, v in (("images", images), ("train", train)):
+        if not torch.is_tensor(v):
+            raise InputError(f"{name} must be a tensor; got {type(v).__name__}")
+    if train.ndim >= 1 and train.shape[0] == 0:
+        raise InputError("train must hold at least one image; got an empty tensor")
+    batch_size = integer(batch_size, "batch_size")
+    if images.ndim < 2 or train.ndim < 2 or images[0].numel() != train[0].numel():
+        raise ValueError(f"images and train must hold images of one size; got shapes {tuple(images.shape)} and "
+                         f"{tuple(train.shape)}")
+    flat_train = train.reshape(len(train), -1).to(dtype)
+    dist, idx = [], []
+    for chunk in images.reshape(len(images), -1).to(flat_train.device, dtype).split(batch_size):
+        d, i = torch.cdist(chunk, flat_train).min(dim=1)
+        dist.append(d.cpu())
+        idx.append(i.cpu())
+    return torch.cat(dist) / math.sqrt(images[0].numel()), torch.cat(idx)

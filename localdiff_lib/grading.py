@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import info, locality, markov, models
+
 __all__ = [
     "GradingError",
     "check_value",
@@ -361,8 +363,6 @@ def _random_cov(d: int, seed: int) -> np.ndarray:
 @_graded
 def check_path_covariance(fn: Callable) -> str:
     """``fn(cov0, t)`` must return ``(1 - t)^2 cov0 + t^2 I`` (reference: ``info.path_covariance``)."""
-    from . import info
-
     cov0 = _random_cov(5, seed=1)
     ts = (0.0, 0.3, 0.8, 1.0)
     expected_at = {t: info.path_covariance(cov0.copy(), t) for t in ts}
@@ -392,8 +392,6 @@ def check_path_covariance(fn: Callable) -> str:
 
 def _cmi_cases():
     """(description, cov, A, B, C) cases with exact answers from ``info.gaussian_cmi``."""
-    from . import info
-
     cases = []
     cov = _random_cov(6, seed=2)
     cases.append(("a random 6-dimensional covariance with A=[0], B=[1,2], C=[3,4,5]", cov, [0], [1, 2], [3, 4, 5]))
@@ -416,8 +414,6 @@ _SLOGDET_HINT = ("use np.linalg.slogdet rather than np.log(np.linalg.det(...)): 
 
 
 def _diagnose_cmi(got: float, cov, A, B, C, expected: float) -> str | None:
-    from . import info
-
     ab = list(A) + list(B)
     candidates = [
         (2 * expected, "you forgot the factor 1/2 in front of the log-determinants"),
@@ -436,8 +432,6 @@ def _diagnose_cmi(got: float, cov, A, B, C, expected: float) -> str | None:
 @_graded
 def check_gaussian_cmi(fn: Callable) -> str:
     """``fn(cov, A, B, C)`` must return ``I(A:C|B)`` in nats (reference: ``info.gaussian_cmi``)."""
-    from . import info
-
     cases = _cmi_cases()
     expected_all = [info.gaussian_cmi(cov.copy(), list(A), list(B), list(C)) for _, cov, A, B, C in cases]
     for (what, cov, A, B, C), expected in zip(cases, expected_all):
@@ -460,8 +454,6 @@ def check_gaussian_cmi(fn: Callable) -> str:
 @_graded
 def check_cmi_along_path(fn: Callable) -> str:
     """``fn(cov0, A, B, C, ts)`` must return ``[I(A:C|B) at time t for t in ts]`` for data covariance ``cov0``."""
-    from . import info
-
     field = info.gmrf_covariance((9, 9), kappa=0.5)
     ts = np.linspace(0.0, 1.0, 11)
     cases = []
@@ -507,8 +499,6 @@ def _where(mask: torch.Tensor, limit: int = 4) -> str:
 
 
 def _reference_models():
-    from . import models
-
     class _GroupNormNet(nn.Module):
         """Two 3x3 convolutions with a GroupNorm between them (the paper's kind of 'local' block)."""
 
@@ -533,8 +523,6 @@ def check_footprint(fn: Callable) -> str:
 
     Reference: ``locality.gradient_footprint`` on a local and a GroupNorm network, at an interior and a corner pixel.
     """
-    from . import locality
-
     cases = [(what, model, pixel, locality.gradient_footprint(model, pixel, 20, 0.5))
              for what, model in _reference_models() for pixel in ((10, 10), (0, 0))]
     for what, model, pixel, expected in cases:
@@ -678,8 +666,6 @@ def check_local_model(make_model: Callable, radii=(1, 2, 3), image_size: int = 2
     every footprint at the corners and edges stays within Chebyshev distance ``r``; and the output depends
     on ``t``. Reference: ``locality.gradient_footprint`` and ``locality.window``.
     """
-    from . import locality
-
     with torch.random.fork_rng():     # the student's random state is left alone
         torch.manual_seed(0)
         return _check_local_model(make_model, radii, image_size, locality)
@@ -724,8 +710,6 @@ def _check_local_model(make_model, radii, image_size, locality) -> str:
 @_graded
 def check_footprint_radius(fn: Callable) -> str:
     """``fn(mask, pixel)`` must return the Chebyshev radius of a footprint (reference: ``locality.footprint_radius``)."""
-    from . import locality
-
     masks = []
     for what, model in _reference_models():
         for pixel in ((10, 10), (0, 0), (19, 4)):
@@ -757,8 +741,6 @@ def check_footprint_radius(fn: Callable) -> str:
 # --------------------------------------------------------------------------------------------------
 
 def _ar1_samples(n_sites: int, rho: float, t: float, n: int, seed: int) -> np.ndarray:
-    from . import info
-
     cov = info.ar1_covariance(n_sites, rho, t=t)
     g = np.random.default_rng(seed)
     return g.multivariate_normal(np.zeros(n_sites), cov, size=n, method="cholesky")
@@ -771,8 +753,6 @@ def check_plugin_cmi(fn: Callable) -> str:
     The estimate must equal ``info.gaussian_cmi`` of the sample covariance (to 1e-9); the error bar must be within
     a factor 2 of the estimator's real spread, measured here over fresh data sets.
     """
-    from . import info
-
     n_sites, rho, t, n = 15, 0.8, 0.5, 2000
     A, B, C = info.regions((n_sites,), None, 2)
     x = _ar1_samples(n_sites, rho, t, n, seed=11)
@@ -808,8 +788,6 @@ def check_markov_fit(fn: Callable) -> str:
     ``markov.fit_markov_length`` (the course's reference fit), and over 300 noisy replicas the interval ``xi +- xi_err`` contains the truth
     between 55% and 80% of the time (a one-sigma interval should: 68%).
     """
-    from . import markov
-
     r = np.arange(1, 8, dtype=float)
     xi_true, gamma = 2.0, 0.5
     rel = 0.04 * np.exp(r / 3)          # relative errors grow as the CMI falls, as they do for real estimates
@@ -858,8 +836,6 @@ def check_markov_length(fn: Callable, samples, regions: Callable, radii, n_boot:
     the exact ``info.ar1_markov_length(rho, t)``: ``|xi - xi_exact| <= 3 xi_err + 0.02 xi_exact``, with an
     informative error bar (``xi_err < 0.5 xi_exact``).
     """
-    from . import info, markov
-
     # the expected values first, from the caller's objects; fn gets copies of them
     data = np.asarray(_numpy(samples), dtype=np.float64)
     cov = np.cov(data, rowvar=False)

@@ -25,6 +25,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checks import InputError, disjoint_regions, indices, integer, number, real_array, unit_time, unit_times
+from .path import marginal_covariance, marginal_variance
+
 __all__ = [
     "gaussian_cmi",
     "gaussian_mi",
@@ -49,6 +52,9 @@ __all__ = [
     "ising_states",
     "ising_distribution",
     "ising_cmi",
+    "entropy",
+    "table_entropy",
+    "table_cmi",
     "ising_noisy_cmi",
     "gaussian_surrogate",
     "surrogate_cmi_map",
@@ -64,7 +70,7 @@ __all__ = [
 def _as_cov(cov) -> np.ndarray:
     if torch.is_tensor(cov):
         cov = cov.detach().cpu().to(torch.float64).numpy()
-    cov = np.asarray(cov, dtype=np.float64)
+    cov = real_array(cov, "a covariance matrix", "a square 2-D array of numbers")
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"a covariance matrix must be square 2-D, got shape {cov.shape}")
     if not np.all(np.isfinite(cov)):
@@ -77,11 +83,14 @@ def _as_cov(cov) -> np.ndarray:
 def _as_index(name: str, idx, d: int) -> np.ndarray:
     if torch.is_tensor(idx):
         idx = idx.detach().cpu().numpy()
-    arr = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx).reshape(-1)
+    try:
+        arr = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx).reshape(-1)
+    except TypeError:
+        raise InputError(f"region {name} must be a list of integer (flat) indices, got {idx!r}") from None
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"region {name} must be a list of integer (flat) indices, got dtype {arr.dtype}")
+        raise InputError(f"region {name} must be a list of integer (flat) indices, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     if arr.min() < 0 or arr.max() >= d:
         raise ValueError(f"region {name} has indices outside [0, {d - 1}] (min {arr.min()}, max {arr.max()})")
@@ -180,21 +189,9 @@ def gaussian_mi(cov, A: Sequence[int], C: Sequence[int]) -> float:
     return gaussian_cmi(cov, A, [], C)
 
 
-def _check_t(t: float) -> float:
-    t = float(t)
-    if not (0.0 <= t <= 1.0) or math.isnan(t):
-        raise ValueError(f"t must lie in [0, 1] (0 = data, 1 = noise); got {t}")
-    return t
-
-
 def path_covariance(cov0, t: float):
     """The covariance of ``X_t = (1-t) X_0 + t Z``: ``(1-t)^2 cov0 + t^2 I`` (same type as ``cov0``)."""
-    t = _check_t(t)
-    if torch.is_tensor(cov0):
-        eye = torch.eye(cov0.shape[0], dtype=cov0.dtype, device=cov0.device)
-        return (1 - t) ** 2 * cov0 + t**2 * eye
-    cov0 = np.asarray(cov0, dtype=np.float64)
-    return (1 - t) ** 2 * cov0 + t**2 * np.eye(cov0.shape[0])
+    return marginal_covariance(cov0, unit_time(t))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,6 +202,21 @@ def path_covariance(cov0, t: float):
 PAPER_CROP = 27  # the paper's crop side: MNIST's 28 x 28 minus the first row and the first column
 
 
+def _shape(shape, dims: tuple[int, ...] | None = (1, 2)) -> tuple[int, ...]:
+    """A lattice or image shape as a tuple of positive ints: ``(n,)`` or ``(H, W)`` (any length when ``dims`` is None);
+    a bare integer ``n`` means ``(n,)``."""
+    what = "shape must be (n,) or (H, W) with positive sizes (integers)" if dims else \
+        "shape must be a tuple of positive sizes (integers)"
+    items = shape if isinstance(shape, (tuple, list)) else (shape,)
+    try:
+        out = tuple(integer(v, "a size") for v in items)
+    except InputError:
+        raise InputError(f"{what}; got {shape!r}") from None
+    if not out or (dims and len(out) not in dims):
+        raise InputError(f"{what}; got {shape!r}")
+    return out
+
+
 def paper_crop(images, crop: int = PAPER_CROP):
     """The paper's crop: drop the **first** ``H - crop`` rows and columns (``x[..., 1:, 1:]`` for 28 -> 27).
 
@@ -212,17 +224,21 @@ def paper_crop(images, crop: int = PAPER_CROP):
     the crop, ``A = (13, 13)``, is pixel ``(14, 14)`` of the original image (:func:`paper_a_pixel`). This is the one
     definition of the geometry that the CMI map, the Gaussian surrogate, the transition lab and the assignments use.
     """
+    shape = getattr(images, "shape", None)
+    if shape is None or len(shape) < 2:
+        raise InputError(f"images must be an array or tensor of shape (..., H, H); got "
+                         f"{type(images).__name__}{'' if shape is None else f' of shape {tuple(shape)}'}")
     H, W = images.shape[-2], images.shape[-1]
     if H != W:
-        raise ValueError(f"images must be square in their last two axes, got {H} x {W}")
-    if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or not 3 <= crop <= H:
-        raise ValueError(f"crop must be an integer in [3, {H}] (the side of the crop), got {crop!r}")
-    k = H - int(crop)
+        raise InputError(f"images must be square in their last two axes, got {H} x {W}")
+    k = H - integer(crop, "crop", 3, H)
     return images[..., k:, k:]
 
 
 def paper_a_pixel(side: int = 28, crop: int = PAPER_CROP) -> tuple[int, int]:
     """``A``'s (row, column) in the **original** ``side x side`` image: the centre of :func:`paper_crop`."""
+    side = integer(side, "side", minimum=3)
+    crop = integer(crop, "crop", 3, side)
     k = side - crop
     return (k + crop // 2, k + crop // 2)
 
@@ -236,14 +252,14 @@ def regions(shape, center, r: int) -> tuple[list[int], list[int], list[int]]:
     pixel ``(H // 2, W // 2)``. Flat index of ``(i, j)`` is ``i * W + j`` (row-major, as ``x.reshape(-1)``).
     Raises ``ValueError`` if the ``(2r+1)``-square does not fit inside the image.
     """
-    shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-    if len(shape) not in (1, 2) or min(shape) < 1:
-        raise ValueError(f"shape must be (n,) or (H, W) with positive sizes, got {shape}")
-    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
-        raise ValueError(f"the buffer radius r must be a non-negative integer, got {r!r}")
+    shape = _shape(shape)
+    r = integer(r, "the buffer radius r", minimum=0)
     if center is None:
         center = tuple(s // 2 for s in shape)
-    center = tuple(int(c) for c in (center if isinstance(center, (tuple, list, np.ndarray)) else (center,)))
+    if isinstance(center, np.ndarray):
+        center = center.tolist()
+    center = tuple(integer(c, "center (a pixel index)", minimum=None)
+                   for c in (center if isinstance(center, (tuple, list)) else (center,)))
     if len(center) != len(shape):
         raise ValueError(f"center {center} does not match the shape {shape}")
     for c, s in zip(center, shape):
@@ -277,11 +293,8 @@ def gmrf_precision(shape, kappa: float, periodic: bool = False) -> np.ndarray:
     Because ``Q_ij = 0`` unless ``i, j`` are neighbours, ``I(A:C|B) = 0`` whenever ``B`` separates ``A`` from ``C``
     in the lattice graph (any buffer radius ``r >= 1``) at ``t = 0``.
     """
-    shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-    if len(shape) not in (1, 2) or min(shape) < 1:
-        raise ValueError(f"shape must be (n,) or (H, W), got {shape}")
-    if not kappa > 0:
-        raise ValueError(f"kappa must be > 0 (kappa = 0 gives a singular precision), got {kappa}")
+    shape = _shape(shape)
+    kappa = number(kappa, "kappa (kappa = 0 gives a singular precision)", above=0.0)
     n = int(np.prod(shape))
     Q = (2 * len(shape) + kappa**2) * np.eye(n)
     idx = np.arange(n).reshape(shape)
@@ -317,15 +330,16 @@ def ar1_covariance(n: int, rho: float, sigma: float = 1.0, t: float = 0.0) -> np
     ``X_{i+1} = rho X_i + sigma sqrt(1 - rho^2) eps_i``; at ``t > 0`` this returns
     :func:`path_covariance` of it, the covariance of the noisy chain ``(1-t) X + t Z`` (a hidden Markov chain).
     """
-    if not (isinstance(n, (int, np.integer)) and n >= 1):
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not -1.0 < rho < 1.0:
-        raise ValueError(f"rho must lie in (-1, 1) for a stationary chain, got {rho}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    n = integer(n, "n")
+    rho, sigma = _ar1_params(rho, sigma)
     k = np.arange(n)
     cov0 = sigma**2 * float(rho) ** np.abs(k[:, None] - k[None, :])
     return path_covariance(cov0, t)
+
+
+def _ar1_params(rho, sigma) -> tuple[float, float]:
+    return (number(rho, "rho (the correlation of neighbours; a stationary chain has |rho| < 1)", above=-1.0, below=1.0),
+            number(sigma, "sigma", above=0.0))
 
 
 def ar1_decay_factor(rho: float, t: float, sigma: float = 1.0) -> float:
@@ -338,9 +352,8 @@ def ar1_decay_factor(rho: float, t: float, sigma: float = 1.0) -> float:
     sides by ``rho (1 - K) = rho s^2 / (P + s^2)`` (this is also the MA root of the ARMA(1,1) form of ``Y``).
     ``lambda = 0`` at ``t = 0`` (no noise: the chain is Markov) and ``lambda -> rho`` as ``t -> 1``.
     """
-    t = _check_t(t)
-    if not -1.0 < rho < 1.0:
-        raise ValueError(f"rho must lie in (-1, 1), got {rho}")
+    t = unit_time(t)
+    rho, sigma = _ar1_params(rho, sigma)
     if t == 0.0:
         return 0.0
     if t == 1.0:
@@ -374,14 +387,19 @@ _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(160)
 _GH_W = _GH_W / _GH_W.sum()  # E[f(G)] for G ~ N(0, 1)
 
 
+def _mixture_params(mu, sigma0) -> tuple[float, float]:
+    return number(mu, "mu"), number(sigma0, "sigma0", at_least=0.0)
+
+
 def mixture_snr(t: float, mu: float = 0.5, sigma0: float = 0.15) -> float:
     """Per-pixel signal-to-noise ratio ``g(t) = m^2 / tau^2`` of the mixture on the path.
 
     ``X_0 = s mu 1 + sigma0 eps`` with ``s = +-1``; then ``X_t = s m 1 + tau eta`` with ``m = (1-t) mu`` and
     ``tau^2 = (1-t)^2 sigma0^2 + t^2``, pixels independent given ``s``.
     """
-    t = _check_t(t)
-    tau2 = (1 - t) ** 2 * sigma0**2 + t**2
+    t = unit_time(t)
+    mu, sigma0 = _mixture_params(mu, sigma0)
+    tau2 = marginal_variance(sigma0**2, t)
     if tau2 == 0.0:
         raise ValueError("sigma0 = 0 at t = 0 makes the mixture singular; use sigma0 > 0 or t > 0")
     return (1 - t) ** 2 * mu**2 / tau2
@@ -395,8 +413,11 @@ def mixture_class_entropy(k, t: float, mu: float = 0.5, sigma0: float = 0.15):
     ``H(s | X_S) = E[log(1 + e^{-L})]``, a one-dimensional Gaussian expectation (160-point Gauss–Hermite).
     ``k = 0`` gives ``log 2``.
     """
+    raw = None if isinstance(k, (str, bytes, bool, np.bool_)) or k is None else np.asarray(k)
+    if raw is None or raw.dtype.kind not in "iu" or np.any(raw < 0):
+        raise InputError(f"k must be a non-negative integer (a number of pixels) or an array of them; got {k!r}")
     g = mixture_snr(t, mu, sigma0)
-    k = np.asarray(k, dtype=np.float64)
+    k = raw.astype(np.float64)
     mean = 2.0 * k * g
     sd = np.sqrt(4.0 * k * g)
     L = mean[..., None] + sd[..., None] * _GH_X
@@ -404,9 +425,7 @@ def mixture_class_entropy(k, t: float, mu: float = 0.5, sigma0: float = 0.15):
 
 
 def _mixture_sizes(n, n_a, n_b):
-    for name, v in (("n", n), ("n_a", n_a), ("n_b", n_b)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    n, n_a, n_b = (integer(v, name, minimum=0) for name, v in (("n", n), ("n_a", n_a), ("n_b", n_b)))
     n_c = n - n_a - n_b
     if n_a < 1 or n_c < 1:
         raise ValueError(f"need n_a >= 1 and n_c = n - n_a - n_b >= 1; got n={n}, n_a={n_a}, n_b={n_b}")
@@ -446,6 +465,8 @@ def mixture_critical_time(n: int, mu: float = 0.5, sigma0: float = 0.15) -> floa
 
     Solved in closed form from ``n (1-t)^2 mu^2 = (1-t)^2 sigma0^2 + t^2``; returns 0 if ``n g(0) <= 1``.
     """
+    n = integer(n, "n")
+    mu, sigma0 = _mixture_params(mu, sigma0)
     if n * mu**2 <= sigma0**2:
         return 0.0
     a = math.sqrt(n * mu**2 - sigma0**2)  # (1-t) a = t  =>  t = a / (1 + a)
@@ -454,7 +475,10 @@ def mixture_critical_time(n: int, mu: float = 0.5, sigma0: float = 0.15) -> floa
 
 def mixture_sample(n: int, t: float, n_samples: int, mu: float = 0.5, sigma0: float = 0.15, seed: int = 0):
     """Draw ``(x_t, s)``: ``n_samples`` images of ``n`` pixels at path time ``t`` and their classes (for Monte Carlo checks)."""
-    rng = np.random.default_rng(seed)
+    n, n_samples = integer(n, "n"), integer(n_samples, "n_samples")
+    t = unit_time(t)
+    mu, sigma0 = _mixture_params(mu, sigma0)
+    rng = np.random.default_rng(integer(seed, "seed", minimum=0))
     s = rng.choice([-1.0, 1.0], size=n_samples)
     x0 = s[:, None] * mu + sigma0 * rng.standard_normal((n_samples, n))
     return (1 - t) * x0 + t * rng.standard_normal((n_samples, n)), s
@@ -465,9 +489,12 @@ def mixture_log_density(x, t: float, mu: float = 0.5, sigma0: float = 0.15) -> n
 
     ``x`` has shape ``(N, k)``; evaluated pixel by pixel as ``log sum_s 1/2 prod_i N(x_i; s m, tau^2)``.
     """
-    t = _check_t(t)
-    x = np.asarray(x, dtype=np.float64)
-    m, tau2 = (1 - t) * mu, (1 - t) ** 2 * sigma0**2 + t**2
+    t = unit_time(t)
+    mu, sigma0 = _mixture_params(mu, sigma0)
+    x = real_array(x, "x")
+    if x.ndim != 2:
+        raise InputError(f"x must have shape (N, k) (N points of k pixels); got {x.shape}")
+    m, tau2 = (1 - t) * mu, marginal_variance(sigma0**2, t)
     k = x.shape[1]
     if k == 0:
         return np.zeros(x.shape[0])
@@ -484,7 +511,7 @@ MAX_ISING_SPINS = 16
 
 def ising_states(shape) -> np.ndarray:
     """All ``2^N`` spin configurations of a lattice of ``shape`` as an ``(2^N, N)`` int8 array of ``+-1`` (row-major)."""
-    shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+    shape = _shape(shape, dims=None)
     N = int(np.prod(shape))
     if N > MAX_ISING_SPINS:
         raise ValueError(f"exact enumeration is limited to {MAX_ISING_SPINS} spins; shape {shape} has {N}")
@@ -499,6 +526,7 @@ def ising_distribution(shape, beta: float, h: float = 0.0, periodic: bool = Fals
     Nearest-neighbour ferromagnet (the edges of :func:`gmrf_precision`'s lattice), open boundary unless
     ``periodic``. Returns a float64 vector of length ``2^N`` summing to 1.
     """
+    beta, h = _ising_params(beta, h)
     S = ising_states(shape).astype(np.float64)
     adj = -gmrf_precision(shape, 1.0, periodic)
     np.fill_diagonal(adj, 0.0)
@@ -509,9 +537,12 @@ def ising_distribution(shape, beta: float, h: float = 0.0, periodic: bool = Fals
     return p / p.sum()
 
 
+def _ising_params(beta, h) -> tuple[float, float]:
+    return number(beta, "beta"), number(h, "h")
+
+
 def _ising_check(shape, A, B, C):
-    N = int(np.prod(shape if isinstance(shape, (tuple, list)) else (shape,)))
-    return _check_regions(N, A, B, C)
+    return _check_regions(int(np.prod(_shape(shape))), A, B, C)
 
 
 def _marginal(S: np.ndarray, p: np.ndarray, idx: np.ndarray):
@@ -523,9 +554,36 @@ def _marginal(S: np.ndarray, p: np.ndarray, idx: np.ndarray):
     return uniq, np.bincount(inv.reshape(-1), weights=p, minlength=len(uniq))
 
 
-def _entropy(p: np.ndarray) -> float:
+def entropy(p) -> float:
+    """The Shannon entropy in nats of the probabilities ``p`` (any shape; zeros contribute nothing). ``p`` must be a
+    probability table: entries ``>= 0`` that sum to 1 (to ``1e-6``)."""
+    what = "p must be probabilities (numbers >= 0 that sum to 1)"
+    p = real_array(p, "p", "probabilities (numbers >= 0 that sum to 1)").ravel()
+    total = float(p.sum())
+    bad = p[~(p >= 0)]  # negative or NaN
+    if bad.size:
+        raise InputError(f"{what}; got entries {bad[:5].tolist()} (sum {total:.6g})")
+    if not abs(total - 1.0) <= 1e-6:
+        raise InputError(f"{what}; got {p.size} entries with sum {total:.6g}")
     p = p[p > 0]
     return float(-(p * np.log(p)).sum())
+
+
+def table_entropy(p, keep) -> float:
+    """The entropy in nats of the marginal of the joint table ``p`` on the axes ``keep`` (chapter "CMI and the
+    Markov length": a marginal is a sum over the other axes)."""
+    p = real_array(p, "p", "a joint probability table (an array of numbers)")
+    keep = indices(keep, "keep (axes of p)", p.ndim)
+    return entropy(p.sum(axis=tuple(ax for ax in range(p.ndim) if ax not in keep)))
+
+
+def table_cmi(p, A=(0,), B=(1,), C=(2,)) -> float:
+    """``I(A:C|B) = H(AB) + H(BC) - H(B) - H(ABC)`` in nats of a joint table ``p``; ``A``, ``B``, ``C`` are disjoint
+    tuples of its axes (default: a table ``p[a, b, c]``)."""
+    disjoint_regions(np.ndim(p), A=A, B=B, C=C)
+    A, B, C = tuple(A), tuple(B), tuple(C)
+    return (table_entropy(p, A + B) + table_entropy(p, B + C) - table_entropy(p, B)
+            - table_entropy(p, A + B + C))
 
 
 def ising_cmi(shape, beta: float, A, B, C, h: float = 0.0, periodic: bool = False) -> float:
@@ -534,7 +592,7 @@ def ising_cmi(shape, beta: float, A, B, C, h: float = 0.0, periodic: bool = Fals
     S, p = ising_states(shape), ising_distribution(shape, beta, h, periodic)
 
     def H(idx):
-        return _entropy(_marginal(S, p, idx)[1])
+        return entropy(_marginal(S, p, idx)[1])
 
     return H(np.concatenate([A, B])) + H(np.concatenate([B, C])) - H(B) - H(np.concatenate([A, B, C]))
 
@@ -569,14 +627,15 @@ def ising_noisy_cmi(
     estimate is unbiased and is **not** clipped (it can be slightly negative when the CMI is ~0).
     At ``t = 0`` it returns the exact discrete :func:`ising_cmi` with error 0; at ``t = 1``, exactly ``(0, 0)``.
     """
-    t = _check_t(t)
+    t = unit_time(t)
     A, B, C = _ising_check(shape, A, B, C)
+    _ising_params(beta, h)
+    n_samples = integer(n_samples, "n_samples", minimum=2)
+    seed = integer(seed, "seed", minimum=0)
     if t == 0.0:
         return ising_cmi(shape, beta, A, B, C, h, periodic), 0.0
     if t == 1.0:
         return 0.0, 0.0
-    if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 2):
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
     S, p = ising_states(shape), ising_distribution(shape, beta, h, periodic)
     rng = np.random.default_rng(seed)
     draw = rng.choice(len(p), size=n_samples, p=p)
@@ -600,11 +659,13 @@ def ising_noisy_cmi(
 def _flat_images(images) -> np.ndarray:
     if torch.is_tensor(images):
         images = images.detach().cpu().to(torch.float64).numpy()
-    x = np.asarray(images, dtype=np.float64)
+    x = real_array(images, "images", "an array or tensor (N, ...) of numbers")
     if x.ndim < 2:
         raise ValueError(f"images must have shape (N, ...) with N >= 2 samples, got shape {x.shape}")
     if x.shape[0] < 2:
         raise ValueError("need at least 2 images to estimate a covariance")
+    if not np.all(np.isfinite(x)):
+        raise InputError("images contain NaN or inf values")
     return x.reshape(x.shape[0], -1)
 
 
@@ -664,17 +725,17 @@ def surrogate_cmi_map(images, t_values, radii, crop: int = PAPER_CROP, center=No
     data covariance (``1.3e-6`` for ``1/255``; its effect is visible only at ``t`` below ~0.01). Pass
     ``dequantize=0`` for the raw covariance (then ``t = 0`` raises an error when it is singular).
     """
+    t_values = unit_times(t_values, "t_values")
+    radii = np.asarray([integer(r, "a buffer radius in radii", minimum=0)
+                        for r in np.asarray(radii).reshape(-1).tolist()], dtype=np.int64)
     x = _flat_images(images)
     side = int(round(math.sqrt(x.shape[1])))
     if side * side != x.shape[1]:
         raise ValueError(f"images must be square, got {x.shape[1]} pixels")
-    if dequantize < 0:
-        raise ValueError(f"dequantize must be >= 0, got {dequantize}")
+    dequantize = number(dequantize, "dequantize", at_least=0.0)
     x = paper_crop(x.reshape(-1, side, side), crop).reshape(x.shape[0], -1)
     _, cov0 = gaussian_surrogate(x)
     cov0 = cov0 + dequantize**2 / 12.0 * np.eye(cov0.shape[0])
-    t_values = np.asarray(t_values, dtype=np.float64).reshape(-1)
-    radii = np.asarray(radii, dtype=np.int64).reshape(-1)
     regs = [regions((crop, crop), center, int(r)) for r in radii]
     a = regions((crop, crop), center, 0)[0][0]
     rest = np.array([j for j in range(crop * crop) if j != a])

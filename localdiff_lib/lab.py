@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from . import path
-from .evaluate import recover
-from .models import count_macs
-from .sampling import HybridSchedule, SolveRecord, sample, steps_for
+from .checks import cmi_map_arrays, images as check_images, integer, time_window, unit_time, unit_times
+from .evaluate import recover, show_images
+from .models import count_macs, label
+from .sampling import HybridSchedule, sample, SolveRecord, steps_for
 
 __all__ = ["TransitionLab", "LabView", "LabWidget"]
 
@@ -97,15 +98,7 @@ def _interp(x: float, xs: np.ndarray, ys: np.ndarray) -> float:
 
 
 def _check_time_grid(name: str, values) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if arr.size < 2 or not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0 or np.any(np.diff(arr) <= 0):
-        raise ValueError(f"{name} must be at least two increasing times in [0, 1]; got {arr.tolist()}")
-    return arr
-
-
-def _model_name(m: nn.Module) -> str:
-    r = getattr(m, "radius", None)
-    return f"{type(m).__name__}(r={r})" if r is not None else type(m).__name__
+    return unit_times(values, name, increasing=True, at_least=2)
 
 
 class TransitionLab:
@@ -144,8 +137,7 @@ class TransitionLab:
         if not isinstance(local_models, dict) or not local_models:
             raise ValueError("local_models must be a non-empty dict {receptive-field radius r: model}")
         for key, m in local_models.items():
-            if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 1:
-                raise ValueError(f"the keys of local_models are receptive-field radii (positive integers); got {key!r}")
+            integer(key, "a key of local_models (a receptive-field radius)")
             if not isinstance(m, nn.Module) or not hasattr(m, "prediction"):
                 raise ValueError(f"local_models[{key}] must be a denoiser module with a `prediction`; got {type(m).__name__}")
             if getattr(m, "radius", None) != key:
@@ -153,15 +145,10 @@ class TransitionLab:
                                  f"model's receptive-field radius (a strictly local model)")
         if not isinstance(global_model, nn.Module) or not hasattr(global_model, "prediction"):
             raise ValueError(f"global_model must be a denoiser module with a `prediction`; got {type(global_model).__name__}")
-        if not torch.is_tensor(x0) or x0.ndim != 4 or x0.shape[1] != 1 or x0.shape[2] != x0.shape[3] \
-                or not torch.is_floating_point(x0) or x0.shape[0] < 1:
-            raise ValueError(f"x0 must be float images of shape (N, 1, H, H); got {getattr(x0, 'shape', type(x0).__name__)}")
-        if float(x0.min()) < 0.0 or float(x0.max()) > 1.0:
-            raise ValueError(f"x0 must have pixels in [0, 1] (the course's convention); got values in "
-                             f"[{float(x0.min()):.3g}, {float(x0.max()):.3g}]; rescale the images first")
+        check_images(x0, "x0", square=True)
         for name, v in (("steps_per_unit_time", steps_per_unit_time), ("n_samples", n_samples), ("sample_steps", sample_steps)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+            integer(v, name)
+        seed = integer(seed, "seed", minimum=None)
 
         self.local_models = {int(k): local_models[k] for k in sorted(local_models)}
         self.radii = list(self.local_models)
@@ -177,13 +164,8 @@ class TransitionLab:
         self.computed = {"recover": 0, "sample": 0}  # how many recoveries and sampler runs the lab has made
 
         # the CMI map: I(A:C|B) at buffer radius r, for every radius of the local models
-        try:
-            map_t, map_r, map_cmi = (np.asarray(getattr(cmi_map, k)) for k in ("t", "r", "cmi"))
-        except AttributeError:
-            raise ValueError("cmi_map must have arrays t, r and cmi[i_t, i_r] (e.g. info.surrogate_cmi_map(...))") from None
+        map_t, map_r, map_cmi = cmi_map_arrays(cmi_map)
         self.cmi_t = _check_time_grid("the CMI map's times", map_t)
-        if map_cmi.shape != (len(map_t), len(map_r)):
-            raise ValueError(f"cmi_map.cmi must have shape (len(t), len(r)) = ({len(map_t)}, {len(map_r)}); got {map_cmi.shape}")
         missing = [r for r in self.radii if r not in [int(v) for v in map_r]]
         if missing:
             raise ValueError(f"the CMI map has no buffer radius {missing} (it has r = {[int(v) for v in map_r]}); "
@@ -221,30 +203,17 @@ class TransitionLab:
             raise ValueError(f"unknown lab setting(s) {unknown}; the settings are {', '.join(_STATE)}")
         out = {}
         if "t" in changes:
-            t = changes["t"]
-            if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or not 0.0 <= float(t) <= 1.0:
-                raise ValueError(f"t must be a number in [0, 1] (0 = data, 1 = noise); got {t!r}")
-            out["t"] = float(t)
+            out["t"] = unit_time(changes["t"])
         if "r" in changes:
             r = changes["r"]
             if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or int(r) not in self.local_models:
                 raise ValueError(f"no local model of receptive-field radius r = {r!r}; the lab has r in {self.radii}")
             out["r"] = int(r)
         if "window" in changes:
-            w = changes["window"]
-            try:
-                lo, hi = (float(v) for v in w)
-            except (TypeError, ValueError):
-                raise ValueError(f"window must be a pair (t_lo, t_hi); got {w!r}") from None
-            if not (0.0 <= lo <= hi <= 1.0):
-                raise ValueError(f"window (t_lo, t_hi) needs 0 <= t_lo <= t_hi <= 1; got ({lo:g}, {hi:g})")
-            out["window"] = (lo, hi)
+            out["window"] = time_window(changes["window"])
         if "index" in changes:
-            i = changes["index"]
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= int(i) < self.n_images:
-                raise ValueError(f"index must be an integer in [0, {self.n_images - 1}] (the lab has {self.n_images} "
-                                 f"images); got {i!r}")
-            out["index"] = int(i)
+            out["index"] = integer(changes["index"], f"index (the lab has {self.n_images} images)", 0,
+                                   self.n_images - 1)
         return out
 
     def _apply(self, valid: dict) -> None:
@@ -338,8 +307,6 @@ class TransitionLab:
         """
         import matplotlib.pyplot as plt
 
-        from .evaluate import show_images
-
         v = self.view() if view is None else view
         fig = plt.figure(figsize=(13, 7), layout="constrained")
         gs = fig.add_gridspec(2, 4, height_ratios=[1, 1.1])
@@ -404,7 +371,7 @@ class TransitionLab:
         return LabWidget(self, draw=draw)
 
     def __repr__(self) -> str:
-        return (f"TransitionLab({self.n_images} images, local r in {self.radii}, global {_model_name(self.global_model)}, "
+        return (f"TransitionLab({self.n_images} images, local r in {self.radii}, global {label(self.global_model)}, "
                 f"state {self.state})")
 
 

@@ -17,6 +17,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .checks import InputError, integer, unit_time
+from .models import check_module, check_output
+
 
 def _chebyshev(mask_shape, pixel) -> torch.Tensor:
     h, w = mask_shape
@@ -27,13 +30,24 @@ def _chebyshev(mask_shape, pixel) -> torch.Tensor:
 
 
 def _check_pixel(pixel, h: int, w: int) -> tuple[int, int]:
+    if torch.is_tensor(pixel):
+        pixel = tuple(pixel.tolist())
     try:
-        i, j = (int(p) for p in pixel)
+        i, j = pixel
     except (TypeError, ValueError):
-        raise ValueError(f"pixel must be a pair (row, column); got {pixel!r}") from None
+        raise InputError(f"pixel must be a pair (row, column); got {pixel!r}") from None
+    i, j = integer(i, "pixel row", minimum=None), integer(j, "pixel column", minimum=None)
     if not (0 <= i < h and 0 <= j < w):
-        raise ValueError(f"pixel {pixel!r} lies outside a {h}x{w} image")
+        raise InputError(f"pixel {pixel!r} lies outside a {h}x{w} image")
     return i, j
+
+
+def _image_size(image_size) -> tuple[int, int]:
+    """``image_size`` (a side, or ``(H, W)``) as a pair of positive ints."""
+    items = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    if len(items) != 2:
+        raise InputError(f"image_size must be a side or a pair (H, W); got {image_size!r}")
+    return integer(items[0], "image_size"), integer(items[1], "image_size")
 
 
 def gradient_footprint(
@@ -50,21 +64,24 @@ def gradient_footprint(
     model (the model itself is not changed) at a random input ``x`` (standard normal, seeded), or at the
     ``(H, W)`` / ``(1, 1, H, W)`` input you pass. An entry is ``True`` when the gradient is non-zero.
     """
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    check_module(model)
     if x is not None:
-        x = torch.as_tensor(x).reshape(1, 1, *x.shape[-2:]).to(torch.float64)
+        x = torch.as_tensor(x)
+        if not (x.ndim == 2 or (x.ndim == 4 and x.shape[:2] == (1, 1))):
+            raise InputError(f"x must be one image (H, W) or (1, 1, H, W); got {tuple(x.shape)}")
+        x = x.reshape(1, 1, *x.shape[-2:]).to(torch.float64)
         h, w = x.shape[-2:]
+    else:
+        h, w = _image_size(image_size)
     i, j = _check_pixel(pixel, h, w)
-    if not 0.0 <= float(t) <= 1.0:
-        raise ValueError(f"t must lie in [0, 1]; got {t}")
+    t = unit_time(t)
+    seed = integer(seed, "seed", minimum=None)
     m = copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
     if x is None:
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(1, 1, h, w, generator=gen, dtype=torch.float64)
     x = x.clone().requires_grad_(True)
-    out = m(x, torch.full((1,), float(t), dtype=torch.float64))
-    if out.shape != x.shape:
-        raise ValueError(f"the model must return a tensor shaped like its input {tuple(x.shape)}; got {tuple(out.shape)}")
+    out = check_output(m(x, torch.full((1,), float(t), dtype=torch.float64)), x, model)
     (grad,) = torch.autograd.grad(out[0, 0, i, j], x)
     return grad[0, 0] != 0
 
@@ -74,7 +91,7 @@ def footprint_radius(mask: torch.Tensor, pixel: tuple[int, int]) -> int:
     (``-1`` for an empty footprint: the output does not depend on the input at all)."""
     mask = torch.as_tensor(mask, dtype=torch.bool)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be a 2-D (H, W) boolean tensor; got shape {tuple(mask.shape)}")
+        raise InputError(f"mask must be a 2-D (H, W) boolean tensor; got shape {tuple(mask.shape)}")
     i, j = _check_pixel(pixel, *mask.shape)
     if not mask.any():
         return -1
@@ -83,9 +100,9 @@ def footprint_radius(mask: torch.Tensor, pixel: tuple[int, int]) -> int:
 
 def window(image_size: int | tuple[int, int], pixel: tuple[int, int], radius: int) -> torch.Tensor:
     """The boolean ``(H, W)`` mask of the square of Chebyshev radius ``radius`` around ``pixel`` (clipped to the image)."""
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    h, w = _image_size(image_size)
     i, j = _check_pixel(pixel, h, w)
-    return _chebyshev((h, w), (i, j)) <= radius
+    return _chebyshev((h, w), (i, j)) <= integer(radius, "radius", minimum=0)
 
 
 def is_local(
@@ -97,6 +114,7 @@ def is_local(
     seed: int = 0,
 ) -> bool:
     """``True`` when, at every pixel given, the footprint lies inside the radius-``radius`` window."""
+    radius = integer(radius, "radius", minimum=0)
     return all(
         footprint_radius(gradient_footprint(model, p, image_size, t, seed), p) <= radius for p in pixels
     )

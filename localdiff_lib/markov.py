@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import InputError, cmi_map_arrays, finite_numbers, number, real_array
+from .stats import student_t_quantile
+
 __all__ = ["MarkovFit", "fit_markov_length", "markov_lengths_of_map"]
 
 
@@ -39,21 +42,23 @@ class MarkovFit:
 
 
 def _window(r, cmi, se, r_min, r_max):
-    r = np.asarray(r, dtype=np.float64).reshape(-1)
-    cmi = np.asarray(cmi, dtype=np.float64).reshape(-1)
+    r = finite_numbers(r, "r").reshape(-1)
+    cmi = finite_numbers(cmi, "cmi").reshape(-1)
     if r.shape != cmi.shape:
-        raise ValueError(f"r and cmi must have the same length, got {r.size} and {cmi.size}")
+        raise InputError(f"r and cmi must have the same length, got {r.size} and {cmi.size}")
     if se is not None:
-        se = np.asarray(se, dtype=np.float64).reshape(-1)
-        if se.shape != r.shape or np.any(~(se > 0)):
-            raise ValueError("cmi_se must have the same length as r and be > 0 everywhere")
+        se = real_array(se, "cmi_se").reshape(-1)
+        if se.shape != r.shape or np.any(~((se > 0) & np.isfinite(se))):
+            raise InputError("cmi_se must have the same length as r and be > 0 (and finite) everywhere")
     keep = np.ones(r.size, dtype=bool)
     if r_min is not None:
-        keep &= r >= r_min
+        keep &= r >= number(r_min, "r_min")
     if r_max is not None:
-        keep &= r <= r_max
+        keep &= r <= number(r_max, "r_max")
     if keep.sum() < 2:
-        raise ValueError(f"need at least 2 radii in the fit window, got {int(keep.sum())}")
+        raise InputError(f"need at least 2 radii in the fit window, got {int(keep.sum())}")
+    if np.unique(r[keep]).size < 2:
+        raise InputError(f"need at least 2 distinct radii in the fit window, got r = {r[keep].tolist()}")
     return r[keep], cmi[keep], (se[keep] if se is not None else None)
 
 
@@ -66,7 +71,7 @@ def fit_markov_length(r, cmi, cmi_se=None, *, r_min: float | None = None, r_max:
     :class:`MarkovFit`; ``xi = inf`` when the values do not decay.
     """
     if method not in ("log", "linear"):
-        raise ValueError(f"method must be 'log' or 'linear', got {method!r}")
+        raise InputError(f"method must be 'log' or 'linear', got {method!r}")
     r, y, se = _window(r, cmi, cmi_se, r_min, r_max)
     if method == "log":
         if np.any(y <= 0):
@@ -143,14 +148,13 @@ def markov_lengths_of_map(cmi_map, r_min: float | None = None, r_max: float | No
     Works with :class:`localdiff_lib.cmi_map.CMIMap` (weights from its confidence half-widths, converted to standard
     errors with the Student-t quantile) and :class:`localdiff_lib.info.SurrogateMap` (exact values, unweighted).
     """
-    from .estimators import student_t_quantile
-
+    t, r, cmi = cmi_map_arrays(cmi_map)
     se = None
     if hasattr(cmi_map, "cmi_hw"):
         q = student_t_quantile(0.5 + cmi_map.level / 2, cmi_map.per_seed_cmi.shape[0] - 1)
         se = np.maximum(cmi_map.cmi_hw / q, 1e-12)
     fits = []
-    for i in range(len(cmi_map.t)):
-        fits.append(fit_markov_length(cmi_map.r, cmi_map.cmi[i], None if se is None else se[i], r_min=r_min,
+    for i in range(len(t)):
+        fits.append(fit_markov_length(r, cmi[i], None if se is None else se[i], r_min=r_min,
                                       r_max=r_max, method=method))
     return fits

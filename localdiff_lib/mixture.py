@@ -20,6 +20,17 @@ from typing import Sequence
 import torch
 
 from . import path
+from .checks import InputError, generator as check_generator, indices, integer
+
+
+def _tensor(value, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """``value`` (numbers, nested lists, an array or a tensor) as a tensor of the floating-point ``dtype``."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InputError(f"dtype must be a floating-point dtype (torch.float64 by default); got {dtype}")
+    try:
+        return torch.as_tensor(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"{name} must be numbers (an array or a tensor); got {value!r}") from None
 
 
 def _time(t, n: int | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -36,9 +47,7 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs, dtype: torch.dtype = torch.float64):
-        w = torch.as_tensor(weights, dtype=dtype)
-        mu = torch.as_tensor(means, dtype=dtype)
-        cov = torch.as_tensor(covs, dtype=dtype)
+        w, mu, cov = _tensor(weights, "weights", dtype), _tensor(means, "means", dtype), _tensor(covs, "covs", dtype)
         if w.ndim != 1 or w.numel() == 0:
             raise ValueError(f"weights must be a non-empty vector (K,), got shape {tuple(w.shape)}")
         k = w.shape[0]
@@ -47,8 +56,11 @@ class GaussianMixture:
         d = mu.shape[1]
         if cov.shape != (k, d, d):
             raise ValueError(f"covs must have shape (K, d, d) = ({k}, {d}, {d}), got {tuple(cov.shape)}")
-        if bool((w <= 0).any()) or abs(float(w.sum()) - 1.0) > 1e-9:
-            raise ValueError(f"weights must be positive and sum to 1, got {w.tolist()} (sum {float(w.sum()):.6g})")
+        if not bool((w > 0).all()) or not abs(float(w.sum()) - 1.0) <= 1e-9:  # NaN fails both
+            raise InputError(f"weights must be positive and sum to 1, got {w.tolist()} (sum {float(w.sum()):.6g})")
+        for name, v in (("means", mu), ("covs", cov)):
+            if not bool(torch.isfinite(v).all()):
+                raise InputError(f"{name} must be finite; got NaN or inf values")
         if not torch.allclose(cov, cov.transpose(-1, -2), atol=1e-12):
             raise ValueError("covs must be symmetric")
         _, info = torch.linalg.cholesky_ex(cov)
@@ -61,12 +73,12 @@ class GaussianMixture:
     @classmethod
     def isotropic(cls, weights, means, stds, dtype: torch.dtype = torch.float64) -> "GaussianMixture":
         """Components ``N(mu_k, s_k^2 I)``; ``means`` of shape ``(K,)`` mean one pixel (``d = 1``)."""
-        mu = torch.as_tensor(means, dtype=dtype)
+        mu = _tensor(means, "means", dtype)
         if mu.ndim == 1:
             mu = mu[:, None]
-        s = torch.as_tensor(stds, dtype=dtype)
-        if s.shape != (mu.shape[0],) or bool((s <= 0).any()):
-            raise ValueError(f"stds must be {mu.shape[0]} positive numbers, one per component, got {s.tolist()}")
+        s = _tensor(stds, "stds", dtype)
+        if s.shape != (mu.shape[0],) or not bool(((s > 0) & torch.isfinite(s)).all()):
+            raise InputError(f"stds must be {mu.shape[0]} positive numbers, one per component, got {s.tolist()}")
         eye = torch.eye(mu.shape[1], dtype=dtype)
         return cls(weights, mu, s[:, None, None] ** 2 * eye, dtype=dtype)
 
@@ -85,8 +97,7 @@ class GaussianMixture:
     def at(self, t: float) -> "GaussianMixture":
         """The law of ``X_t`` as a mixture: means ``(1 - t) mu_k``, covariances ``(1 - t)^2 Sigma_k + t^2 I``."""
         t = float(_time(t))
-        eye = torch.eye(self.dim, dtype=self.means.dtype)
-        return GaussianMixture(self.weights, (1 - t) * self.means, (1 - t) ** 2 * self.covs + t**2 * eye,
+        return GaussianMixture(self.weights, (1 - t) * self.means, path.marginal_covariance(self.covs, t),
                                dtype=self.means.dtype)
 
     def marginal(self, dims: Sequence[int]) -> "GaussianMixture":
@@ -95,9 +106,10 @@ class GaussianMixture:
         Because the noise is independent pixel by pixel, ``marginal(dims).at(t)`` is also the law of
         those pixels of ``X_t``: marginalising and noising commute.
         """
-        idx = torch.as_tensor(list(dims), dtype=torch.long)
-        if idx.numel() == 0 or bool((idx < 0).any()) or bool((idx >= self.dim).any()) or len(set(idx.tolist())) != idx.numel():
-            raise ValueError(f"dims must be distinct pixel indices in [0, {self.dim}), got {list(dims)}")
+        dims = indices(dims, "dims", self.dim)
+        if not dims or len(set(dims)) != len(dims):
+            raise InputError(f"dims must be distinct pixel indices in [0, {self.dim}), got {dims}")
+        idx = torch.as_tensor(dims, dtype=torch.long)
         return GaussianMixture(self.weights, self.means[:, idx], self.covs[:, idx][:, :, idx], dtype=self.means.dtype)
 
     def mean(self, t: float = 0.0) -> torch.Tensor:
@@ -118,18 +130,22 @@ class GaussianMixture:
 
         Noise them with :func:`localdiff_lib.path.add_noise` (or sample ``self.at(t)`` directly).
         """
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        n = integer(n, "n")
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=check_generator(generator))
         chol = torch.linalg.cholesky(self.covs)
         eps = torch.randn(n, self.dim, 1, generator=generator, dtype=self.means.dtype)
         return self.means[labels] + (chol[labels] @ eps)[..., 0], labels
 
     # ------------------------------------------------------------------ exact posterior quantities
     def _check_x(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(x, dtype=self.means.dtype)
+        try:
+            x = torch.as_tensor(x, dtype=self.means.dtype)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"x must be points of shape (N, {self.dim}) (numbers); got {x!r}") from None
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (N, {self.dim}) for this {self.dim}-pixel mixture, got {tuple(x.shape)}")
+            raise InputError(f"x must have shape (N, {self.dim}) for this {self.dim}-pixel mixture, got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise InputError("x must be finite; got NaN or inf values")
         return x
 
     def _terms(self, x: torch.Tensor, t):
@@ -144,7 +160,7 @@ class GaussianMixture:
         tt = _time(t, n, x.dtype)[:, None, None]                               # (N, 1, 1)
         diff = x[:, None, :] - (1 - tt) * self.means[None]                     # (N, K, d)
         y = torch.einsum("kji,nkj->nki", self._evecs, diff)                    # U_k^T (x - m_k)
-        lam_t = (1 - tt) ** 2 * self._evals[None] + tt**2                       # eigenvalues of S_k(t)
+        lam_t = path.marginal_variance(self._evals[None], tt)                  # eigenvalues of S_k(t)
         if bool((lam_t <= 0).any()):
             raise ValueError("the covariance of X_t is singular at this t; use t > 0")
         w = y / lam_t
@@ -196,5 +212,5 @@ class GaussianMixture:
         x = torch.as_tensor(x, dtype=self.means.dtype).reshape(-1)
         tt = _time(t, x.shape[0], x.dtype)[:, None]
         m = (1 - tt) * self.means[:, 0][None]
-        sd = torch.sqrt((1 - tt) ** 2 * self.covs[:, 0, 0][None] + tt**2)
+        sd = torch.sqrt(path.marginal_variance(self.covs[:, 0, 0][None], tt))
         return (self.weights[None] * 0.5 * (1 + torch.erf((x[:, None] - m) / (sd * math.sqrt(2))))).sum(1)

@@ -21,62 +21,62 @@ linear in ``r``; the ``channels`` argument sets ``C``.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from . import path
+from . import checks
+from .checks import InputError, checking_values, integer
+
+#: inside this block, models check only shapes and dtypes (see :func:`localdiff_lib.checks.skip_value_checks`)
+skip_value_checks = checks.skip_value_checks
 
 PREDICTIONS = ("velocity", "noise", "x0")
 
-_state = threading.local()
-
-
-@contextlib.contextmanager
-def skip_value_checks():
-    """Inside this block, models check only shapes and dtypes, not the values of ``t``.
-
-    Checking that ``t`` lies in ``[0, 1]`` reads the tensor (a host sync on a GPU). :func:`~localdiff_lib.train.fit`
-    and the samplers validate their inputs once up front and run their inner loops inside this block.
-    """
-    old = getattr(_state, "skip", False)
-    _state.skip = True
-    try:
-        yield
-    finally:
-        _state.skip = old
-
 
 def check_inputs(x: torch.Tensor, t, image_size: int | None = None) -> torch.Tensor:
-    """Validate ``(x, t)`` for ``forward`` and return ``t`` as a ``(N,)`` tensor of ``x``'s dtype and device."""
+    """Validate ``(x, t)`` for ``forward`` and return ``t`` as a ``(N,)`` tensor of ``x``'s dtype and device.
+
+    Inside :func:`skip_value_checks` only shapes and dtypes are checked (not that ``t`` lies in ``[0, 1]`` or that
+    ``x`` is finite, which would read the tensors)."""
     if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 1:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"images must be a tensor of shape (N, 1, H, W) (one channel); got {shape}")
+        raise InputError(f"images must be a tensor of shape (N, 1, H, W) (one channel); got {shape}")
     if not torch.is_floating_point(x):
-        raise ValueError(f"images must be floating point (pixels in [0, 1], noised); got dtype {x.dtype}")
+        raise InputError(f"images must be floating point (pixels in [0, 1], noised); got dtype {x.dtype}")
     if image_size is not None and (x.shape[2] != image_size or x.shape[3] != image_size):
-        raise ValueError(
+        raise InputError(
             f"this model was built for {image_size}x{image_size} images; got {x.shape[2]}x{x.shape[3]}"
         )
-    n = x.shape[0]
-    if not torch.is_tensor(t):
-        t = torch.tensor(float(t)) if isinstance(t, (int, float)) else torch.as_tensor(t)
-    if t.ndim == 0:
-        t = t.reshape(1).expand(n)
-    if t.shape != (n,):
-        raise ValueError(f"t must be a scalar or have shape ({n},) to match the batch; got shape {tuple(t.shape)}")
-    if not getattr(_state, "skip", False):
-        path.check_t(t, n)
+    t = path.check_t(t, x.shape[0])
+    if checking_values() and not bool(torch.isfinite(x).all()):
+        raise InputError("images contain NaN or inf values; a denoiser needs finite (noised) images")
     return t.to(device=x.device, dtype=x.dtype)
+
+
+def check_output(out, x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """``out``, the output of ``model`` at input ``x``, if it is a tensor shaped like ``x`` (else a clear error)."""
+    if not torch.is_tensor(out) or out.shape != x.shape:
+        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise InputError(f"{label(model)} returned a tensor of shape {got}; a denoiser must return the shape of its "
+                         f"input {tuple(x.shape)}")
+    return out
+
+
+def check_module(model) -> nn.Module:
+    """``model`` if it is a ``torch.nn.Module``, else a clear error."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    return model
 
 
 def check_prediction(prediction: str) -> str:
     if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
+        raise InputError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
     return prediction
 
 
@@ -85,8 +85,13 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, dim: int = 64, max_freq: float = 1000.0):
         super().__init__()
+        what = "emb_dim (the time embedding dimension) must be an even positive integer"
+        try:
+            dim = integer(dim, "emb_dim", minimum=2)
+        except InputError:
+            raise InputError(f"{what}; got {dim!r}") from None
         if dim % 2:
-            raise ValueError(f"time embedding dimension must be even; got {dim}")
+            raise InputError(f"{what}; got {dim}")
         half = dim // 2
         freqs = torch.exp(torch.linspace(0.0, math.log(max_freq), half))
         self.register_buffer("freqs", freqs, persistent=False)
@@ -158,15 +163,14 @@ class LocalDenoiser(_Denoiser):
         image_size: int = 28,
     ):
         super().__init__()
-        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
-            raise ValueError(f"radius must be a positive integer (receptive-field radius in pixels); got {radius!r}")
+        radius = integer(radius, "radius (the receptive-field radius in pixels)")
+        image_size = integer(image_size, "image_size", minimum=2)
         if radius > image_size - 1:
             raise ValueError(
                 f"radius {radius} is larger than a {image_size}x{image_size} image allows: "
                 f"radius {image_size - 1} already lets every pixel see the whole image; use 1 <= radius <= {image_size - 1}"
             )
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer; got {channels!r}")
+        channels = integer(channels, "channels")
         self.radius = radius
         self.prediction = check_prediction(prediction)
         self._config = dict(radius=radius, channels=channels, emb_dim=emb_dim, prediction=prediction, image_size=image_size)
@@ -220,9 +224,14 @@ class GlobalUNet(_Denoiser):
         image_size: int = 28,
     ):
         super().__init__()
-        channels = tuple(int(c) for c in channels)
-        if len(channels) != 3 or min(channels) < 1:
-            raise ValueError(f"channels must be three positive widths (28, 14, 7 px levels); got {channels!r}")
+        what = f"channels must be three positive widths, integers for the 28, 14 and 7 px levels; got {channels!r}"
+        try:
+            channels = tuple(integer(c, "a width") for c in channels)
+        except (InputError, TypeError):
+            raise InputError(what) from None
+        if len(channels) != 3:
+            raise InputError(what)
+        image_size = integer(image_size, "image_size", minimum=4)
         if image_size % 4:
             raise ValueError(f"GlobalUNet halves the image twice; image_size must be divisible by 4, got {image_size}")
         self.radius = None
@@ -263,8 +272,10 @@ MODEL_CLASSES = {"LocalDenoiser": LocalDenoiser, "GlobalUNet": GlobalUNet}
 
 def build_model(class_name: str, config: dict) -> nn.Module:
     """Rebuild a library model from its class name and ``config`` (what checkpoints store)."""
-    if class_name not in MODEL_CLASSES:
-        raise ValueError(f"unknown model class {class_name!r}; known: {', '.join(MODEL_CLASSES)}")
+    if not isinstance(class_name, str) or class_name not in MODEL_CLASSES:
+        raise InputError(f"unknown model class {class_name!r}; known: {', '.join(MODEL_CLASSES)}")
+    if not isinstance(config, Mapping):
+        raise InputError(f"config must be a dict of constructor arguments; got {type(config).__name__}")
     cfg = dict(config)
     if "channels" in cfg and isinstance(cfg["channels"], list):
         cfg["channels"] = tuple(cfg["channels"])
@@ -273,7 +284,15 @@ def build_model(class_name: str, config: dict) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
+    check_module(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def label(model: nn.Module) -> str:
+    """A model's short name in tables and records: its class, and its receptive-field radius if it has one
+    (``LocalDenoiser(r=3)``, ``GlobalUNet``)."""
+    r = getattr(check_module(model), "radius", None)
+    return f"{type(model).__name__}(r={r})" if r is not None else type(model).__name__
 
 
 def count_macs(model: nn.Module, image_size: int = 28, t: float = 0.5) -> int:
@@ -283,6 +302,8 @@ def count_macs(model: nn.Module, image_size: int = 28, t: float = 0.5) -> int:
     Runs one forward pass on a zero image with forward hooks; a Conv2d producing ``C_out x H' x W'`` from
     ``C_in / groups`` input channels with a ``k x k`` kernel costs ``C_out H' W' (C_in / groups) k^2``.
     """
+    check_module(model)
+    image_size = integer(image_size, "image_size")
     counts = []
 
     def conv_hook(mod, inp, out):
@@ -316,7 +337,7 @@ def count_macs(model: nn.Module, image_size: int = 28, t: float = 0.5) -> int:
 
 def describe_model(model: nn.Module, image_size: int = 28) -> str:
     """One line: class, radius, prediction, parameters and multiply-adds per image."""
-    r = getattr(model, "radius", None)
+    r = getattr(check_module(model), "radius", None)
     return (
         f"{type(model).__name__}(radius={'global' if r is None else r}, prediction={getattr(model, 'prediction', '?')}): "
         f"{count_parameters(model) / 1e3:.1f} k parameters, {count_macs(model, image_size) / 1e6:.2f} M multiply-adds per image"

@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from . import path
+from .checks import InputError, integer, number, time_window, unit_time
 from .config import autocast
-from .models import count_macs, skip_value_checks
+from .models import check_output, count_macs, label, skip_value_checks
 
 SOLVERS = ("euler", "heun")
 
@@ -57,14 +58,16 @@ class HybridSchedule:
     def __init__(self, default: nn.Module, windows=()):
         self.default = _check_model(default, "default")
         self.windows = []
+        try:
+            windows = list(windows)
+        except TypeError:
+            raise InputError(f"windows must be a list of triples (t_lo, t_hi, model); got {windows!r}") from None
         for w in windows:
             try:
                 lo, hi, model = w
             except (TypeError, ValueError):
                 raise ValueError(f"a window is a triple (t_lo, t_hi, model); got {w!r}") from None
-            lo, hi = float(lo), float(hi)
-            if not 0.0 <= lo <= hi <= 1.0:
-                raise ValueError(f"a window (t_lo, t_hi) needs 0 <= t_lo <= t_hi <= 1; got ({lo}, {hi})")
+            lo, hi = time_window((lo, hi), "a window")
             self.windows.append((lo, hi, _check_model(model, "window model")))
 
     @classmethod
@@ -78,7 +81,8 @@ class HybridSchedule:
     @classmethod
     def paper_split(cls, local_model: nn.Module, global_model: nn.Module, window=(0.2, 0.5)) -> "HybridSchedule":
         """The paper's hybrid: the global model on ``window`` (default ``[0.2, 0.5]``), the local model elsewhere."""
-        return cls(local_model, [(window[0], window[1], global_model)])
+        lo, hi = time_window(window, "window")
+        return cls(local_model, [(lo, hi, global_model)])
 
     @property
     def models(self) -> list[nn.Module]:
@@ -91,17 +95,15 @@ class HybridSchedule:
 
     def model_at(self, t: float) -> nn.Module:
         """The model used for a step whose midpoint is ``t``."""
+        t = unit_time(t)
         for lo, hi, m in self.windows:
             if lo <= t < hi or (hi == 1.0 and lo <= t <= 1.0 and lo < hi):
                 return m
         return self.default
 
     def __repr__(self) -> str:
-        def name(m):
-            r = getattr(m, "radius", None)
-            return f"{type(m).__name__}(r={r})" if r is not None else type(m).__name__
-        parts = [f"[{lo:g}, {hi:g}): {name(m)}" for lo, hi, m in self.windows]
-        return f"HybridSchedule(default={name(self.default)}{', ' if parts else ''}{', '.join(parts)})"
+        parts = [f"[{lo:g}, {hi:g}): {label(m)}" for lo, hi, m in self.windows]
+        return f"HybridSchedule(default={label(self.default)}{', ' if parts else ''}{', '.join(parts)})"
 
 
 def as_schedule(model_or_schedule) -> HybridSchedule:
@@ -156,8 +158,24 @@ def velocity(model: nn.Module, x: torch.Tensor, t: float, data_mean: torch.Tenso
         return path.to_velocity(x0, "x0", x, t), False
     tt = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
     with autocast(x.device, amp):
-        pred = model(x, tt)
+        pred = check_output(model(x, tt), x, model)
     return path.to_velocity(pred.to(x.dtype), kind, x, tt), True
+
+
+def _check_data_mean(data_mean, x: torch.Tensor) -> None:
+    """``data_mean`` (``E[X_0]``) is ``None`` or a tensor that broadcasts to one image of ``x`` (``(1, H, W)``)."""
+    if data_mean is None:
+        return
+    ok = torch.is_tensor(data_mean)
+    if ok:
+        try:
+            ok = torch.broadcast_shapes(data_mean.shape, x.shape[1:]) == x.shape[1:]
+        except RuntimeError:
+            ok = False
+    if not ok:
+        got = tuple(data_mean.shape) if torch.is_tensor(data_mean) else type(data_mean).__name__
+        raise InputError(f"data_mean must be a tensor of the shape of one image {tuple(x.shape[1:])} (E[X_0], e.g. "
+                         f"training_images.mean(0)); got {got}")
 
 
 @torch.no_grad()
@@ -186,11 +204,13 @@ def ode_solve(
     if not torch.is_tensor(x_start) or x_start.ndim != 4 or x_start.shape[1] != 1 or not torch.is_floating_point(x_start):
         what = tuple(x_start.shape) if torch.is_tensor(x_start) else type(x_start).__name__
         raise ValueError(f"x_start must be a float tensor of shape (N, 1, H, W); got {what}")
-    t_start, t_end = float(t_start), float(t_end)
+    t_start, t_end = number(t_start, "t_start"), number(t_end, "t_end")
     if not (0.0 <= t_end <= t_start <= 1.0):
-        raise ValueError(f"need 0 <= t_end <= t_start <= 1 (integration runs from noise towards data); got t_start={t_start}, t_end={t_end}")
-    if not isinstance(steps, int) or steps < 0 or (steps == 0 and t_start > t_end):
-        raise ValueError(f"steps must be a positive integer; got {steps!r}")
+        raise InputError(f"need 0 <= t_end <= t_start <= 1 (integration runs from noise towards data); got t_start={t_start}, t_end={t_end}")
+    steps = integer(steps, "steps", minimum=0)
+    if steps == 0 and t_start > t_end:
+        raise InputError(f"steps must be a positive integer; got {steps!r}")
+    _check_data_mean(data_mean, x_start)
     n, _, h, w = x_start.shape
     record = SolveRecord(images=n, steps=steps, solver=solver)
     grid = [t_start + (t_end - t_start) * k / steps for k in range(steps + 1)] if steps else [t_start]
@@ -221,10 +241,14 @@ def ode_solve(
                 x = x + 0.5 * dt * (v0 + v1)
             if traj is not None:
                 traj.append(x.clone())
+    if not bool(torch.isfinite(x).all()):
+        names = ", ".join(label(m) for m in schedule.models)
+        raise InputError(f"integrating from t = {t_start:g} to {t_end:g} with {names} gave NaN or inf values: a model "
+                         "returned non-finite predictions, or its velocity is undefined on this interval")
     for key, count in calls.items():
         model = by_id[key]
-        label = type(model).__name__ + (f"(r={model.radius})" if getattr(model, "radius", None) is not None else "")
-        record.nfe_by_model[label] = record.nfe_by_model.get(label, 0) + count
+        name = label(model)
+        record.nfe_by_model[name] = record.nfe_by_model.get(name, 0) + count
         record.nfe += count
         record.macs += count * n * _macs_of(model, h, w)
     return (x, record, traj) if return_trajectory else (x, record)
@@ -248,11 +272,11 @@ def sample(
     schedule = as_schedule(model_or_schedule)
     if device is None:
         device = next(schedule.default.parameters()).device
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer; got {n!r}")
-    gen = torch.Generator().manual_seed(seed)
+    n = integer(n, "n")
+    image_size = integer(image_size, "image_size")
+    batch_size = n if batch_size is None else integer(batch_size, "batch_size")
+    gen = torch.Generator().manual_seed(integer(seed, "seed", minimum=None))
     z = torch.randn(n, 1, image_size, image_size, generator=gen).to(device)
-    batch_size = batch_size or n
     outs, total = [], SolveRecord(steps=steps, solver=solver)
     for start in range(0, n, batch_size):
         x, rec = ode_solve(schedule, z[start:start + batch_size], 1.0, 0.0, steps, solver, data_mean=data_mean, amp=amp)
@@ -266,4 +290,9 @@ def sample(
 
 def steps_for(t_start: float, steps_per_unit_time: int, t_end: float = 0.0) -> int:
     """The number of steps that keeps the step size at most ``1 / steps_per_unit_time`` over ``[t_end, t_start]``."""
+    t_start, t_end = unit_time(t_start, "t_start"), unit_time(t_end, "t_end")
+    steps_per_unit_time = integer(steps_per_unit_time, "steps_per_unit_time")
+    if t_end > t_start:
+        raise InputError(f"need t_end <= t_start (integration runs from noise towards data); got t_start={t_start}, "
+                         f"t_end={t_end}")
     return max(1, math.ceil(round((t_start - t_end) * steps_per_unit_time, 9))) if t_start > t_end else 0

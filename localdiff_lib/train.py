@@ -5,7 +5,7 @@ the paper, or uniform) and noise ``z``, forms ``x_t = (1 - t) x0 + t z`` and reg
 on :func:`localdiff_lib.path.target` of the model's ``prediction`` kind (velocity ``z - x0`` or noise
 ``z``) with the mean squared error. AdamW, optional EMA of the weights, gradient clipping per model.
 
-Speed (chapter "Training denoisers fast"): the images live on the training device and batches are drawn
+Speed (measured by ``python -m localdiff_lib.bench``): the images live on the training device and batches are drawn
 by indexing on it (no DataLoader, no worker processes); per-step losses stay on the device and are copied
 to the host once at the end; on a GPU the forward pass runs under bf16 autocast, AdamW is the fused
 kernel, and ``compile=True`` wraps the models in ``torch.compile``. Passing a list of models trains them
@@ -18,12 +18,12 @@ seconds, and on Ctrl-C), never replaces one unless asked, and resumes one only w
 from __future__ import annotations
 
 import copy
-import math
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from . import path
+from .checks import InputError, images as check_images, integer, number
 from .config import autocast
-from .models import check_prediction, skip_value_checks
+from .models import check_output, check_prediction, skip_value_checks
 
 T_SAMPLERS = ("logit-normal", "uniform")
 CHECKPOINT_FORMAT = "localdiff-checkpoint-1"
@@ -78,6 +79,7 @@ class History:
 
 def sample_t(n: int, sampler: str, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """Times for a batch: ``"logit-normal"`` (``sigmoid(N(0, 1))``, the paper's choice) or ``"uniform"`` on ``[0, 1]``."""
+    n = integer(n, "n", minimum=0)
     if sampler == "logit-normal":
         return torch.sigmoid(torch.randn(n, generator=generator, device=device))
     if sampler == "uniform":
@@ -85,23 +87,16 @@ def sample_t(n: int, sampler: str, generator: torch.Generator | None = None, dev
     raise ValueError(f"t_sampler must be one of {', '.join(T_SAMPLERS)}; got {sampler!r}")
 
 
-def _check_images(images: torch.Tensor, name: str = "images") -> None:
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[1] != 1 or not torch.is_floating_point(images):
-        what = f"{images.dtype} {tuple(images.shape)}" if torch.is_tensor(images) else type(images).__name__
-        raise ValueError(f"{name} must be a float tensor (N, 1, H, W) with pixels in [0, 1]; got {what}")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0 or hi > 1 or math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"{name} must have pixels in [0, 1] (clean data, not noised); got values in [{lo:.3g}, {hi:.3g}]")
-
-
-def _as_list(model_or_models) -> tuple[list[nn.Module], bool]:
+def _as_list(model_or_models, what: str = "fit") -> tuple[list[nn.Module], bool]:
     if isinstance(model_or_models, nn.Module):
         return [model_or_models], False
-    models = list(model_or_models)
+    try:
+        models = [] if isinstance(model_or_models, (str, bytes)) else list(model_or_models)
+    except TypeError:
+        models = []
     if not models or not all(isinstance(m, nn.Module) for m in models):
-        raise ValueError("fit needs a model or a non-empty list of models")
+        raise InputError(f"{what} needs a model or a non-empty list of models (torch.nn.Module); got "
+                         f"{type(model_or_models).__name__}")
     return models, True
 
 
@@ -129,7 +124,8 @@ def held_out_loss(
     """The training loss on held-out ``images`` with a fixed, seeded draw of ``t`` and noise (CPU generator),
     so that the number is comparable across runs, models and devices."""
     kind = _prediction(model)
-    _check_images(images, "held-out images")
+    check_images(images, "held-out images")
+    batch_size = integer(batch_size, "batch_size")
     p = next(model.parameters())
     device = p.device
     gen = torch.Generator().manual_seed(seed)
@@ -145,8 +141,9 @@ def held_out_loss(
                 n = x0.shape[0]
                 t = t_all[start:start + n].to(device)
                 z = z_all[start:start + n].to(device)
+                x_t = path.interpolate(x0, z, t)
                 with _amp(device, amp):
-                    pred = model(path.interpolate(x0, z, t), t)
+                    pred = check_output(model(x_t, t), x_t, model)
                 err = (pred.float() - path.target(kind, x0, z, t)).pow(2).mean(dim=(1, 2, 3)).sum()
                 total += float(err)
                 count += n
@@ -165,8 +162,11 @@ def save_checkpoint(
     flushed to disk, then renamed over ``NAME`` (``os.replace``), so a crash or a kill leaves either the old file
     or the new one, never half of one.
     """
-    models, _ = _as_list(model)
-    emas = None if ema is None else _as_list(ema)[0]
+    models, _ = _as_list(model, "save_checkpoint")
+    emas = None if ema is None else _as_list(ema, "save_checkpoint (ema)")[0]
+    step = integer(step, "step", minimum=0)
+    if config is not None and not isinstance(config, Mapping):
+        raise InputError(f"config must be a dict (of training settings); got {type(config).__name__}")
     blob = {
         "format": CHECKPOINT_FORMAT,
         "classes": [type(m).__name__ for m in models],
@@ -204,6 +204,10 @@ def _read_checkpoint(path_, map_location="cpu") -> dict:
         raise ValueError(f"{path_} is not a readable checkpoint ({type(e).__name__}: {e}); delete it and train again") from e
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path_} was not written by localdiff_lib.train.save_checkpoint")
+    missing = [k for k in ("classes", "model_configs", "models") if not isinstance(blob.get(k), list)]
+    if missing:
+        raise ValueError(f"{path_} is incomplete: it lacks {missing}; it was not written whole by save_checkpoint "
+                         "(delete it and train again)")
     return blob
 
 
@@ -244,9 +248,10 @@ def load_checkpoint(path_, model, optimizer=None, *, ema=None, map_location="cpu
     Raises ``ValueError`` naming the difference when the checkpoint does not match the model: another class,
     another constructor config, other parameter names or shapes, or another number of models.
     """
+    models = _as_list(model, "load_checkpoint")[0]
+    emas = None if ema is None else _as_list(ema, "load_checkpoint (ema)")[0]
     blob = _read_checkpoint(path_, map_location)
-    emas = None if ema is None else _as_list(ema)[0]
-    _load_into(blob, f"checkpoint {Path(path_)}", _as_list(model)[0], optimizer, emas)
+    _load_into(blob, f"checkpoint {Path(path_)}", models, optimizer, emas)
     return blob
 
 
@@ -382,25 +387,29 @@ def fit(
     kinds = [_prediction(m) for m in models]
     if steps is None and seconds is None:
         raise ValueError("give a budget: steps=... and/or seconds=...")
-    if steps is not None and (not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
-    if seconds is not None and not seconds > 0:
-        raise ValueError(f"seconds must be positive; got {seconds!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if steps is not None:
+        steps = integer(steps, "steps", minimum=0)
+    if seconds is not None:
+        seconds = number(seconds, "seconds", above=0.0)
+    batch_size = integer(batch_size, "batch_size")
+    lr, weight_decay = number(lr, "lr", above=0.0), number(weight_decay, "weight_decay", at_least=0.0)
+    warmup = integer(warmup, "warmup", minimum=0)
     if t_sampler not in T_SAMPLERS:
         raise ValueError(f"t_sampler must be one of {', '.join(T_SAMPLERS)}; got {t_sampler!r}")
-    if ema is not None and not 0.0 < ema < 1.0:
-        raise ValueError(f"ema is a decay in (0, 1), e.g. 0.999; got {ema!r}")
-    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
-        raise ValueError(f"checkpoint_every must be a positive number of steps or None; got {checkpoint_every!r}")
-    if checkpoint_seconds is not None and not checkpoint_seconds > 0:
-        raise ValueError(f"checkpoint_seconds must be positive or None; got {checkpoint_seconds!r}")
+    if ema is not None:
+        ema = number(ema, "ema (a decay, e.g. 0.999)", above=0.0, below=1.0)
+    if grad_clip is not None:
+        grad_clip = number(grad_clip, "grad_clip (a gradient norm, or None)", above=0.0)
+    if checkpoint_every is not None:
+        checkpoint_every = integer(checkpoint_every, "checkpoint_every (steps between saves, or None)")
+    if checkpoint_seconds is not None:
+        checkpoint_seconds = number(checkpoint_seconds, "checkpoint_seconds (or None)", above=0.0)
     if resume and overwrite:
         raise ValueError("resume=True continues the checkpoint and overwrite=True replaces it; pass one of them")
-    _check_images(images)
+    seed = integer(seed, "seed", minimum=None)
+    check_images(images)
     if held_out is not None:
-        _check_images(held_out, "held_out")
+        check_images(held_out, "held_out")
     device = torch.device(device) if device is not None else next(models[0].parameters()).device
 
     # --- an existing checkpoint: resume it (same config; EMA kept), replace it (overwrite=True), or refuse
@@ -497,7 +506,7 @@ def fit(
                 z = torch.randn(x0.shape, device=device, generator=gen)
                 x_t = path.interpolate(x0, z, t)
                 with _amp(device, amp):
-                    preds = [f(x_t, t) for f in forward]
+                    preds = [check_output(f(x_t, t), x_t, m) for f, m in zip(forward, models)]
                 losses = torch.stack([
                     (p.float() - path.target(k, x0, z, t)).pow(2).mean() for p, k in zip(preds, kinds)
                 ])

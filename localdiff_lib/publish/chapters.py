@@ -1,31 +1,35 @@
-"""Maintainer tools for the book itself: the chapter list, the Colab install cell, the jupytext pairs.
+"""The chapters of the book: their list (``_toc.yml``), the Colab install cell, the jupytext pairs.
 
-Used by the tests and by chapter authors (``python -m localdiff_lib.course sync`` rewrites every
-chapter's first code cell from ``_config.yml`` and refreshes its paired ``.ipynb``). Needs a checkout
-of the course repository (it reads ``_config.yml``, ``_toc.yml`` and ``pyproject.toml``); nothing here
-is used by the chapters at run time.
+Used by the tests and by chapter authors (``python -m localdiff_lib.publish sync`` rewrites every chapter's first
+code cell from ``_config.yml`` and refreshes its paired ``.ipynb``). Reads ``_config.yml``, ``_toc.yml`` and
+``pyproject.toml`` of the checkout (:data:`ROOT`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import jupytext
+import yaml  # PyYAML comes with jupyter-book
+from myst_nb.core.read import read_myst_markdown_notebook
+from myst_parser.config.main import MdParserConfig
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: localdiff_lib/publish/ -> the repository root
 INSTALL_MARK = "# Colab only:"
+CHECK_TAG = "nbval-check-output"  # nbval's cell tag: this cell's output is compared with the stored one
 
 
-def _yaml(path: Path):
-    import yaml  # PyYAML comes with jupyter-book; only maintainers need it
-
+def read_yaml(path: Path):
+    """A YAML file of the checkout (``_config.yml``, ``_toc.yml``)."""
     return yaml.safe_load(path.read_text())
 
 
 def repository_url(root: Path = ROOT) -> str:
     """The repository URL, set once in ``_config.yml`` (``repository.url``)."""
-    return _yaml(root / "_config.yml")["repository"]["url"].rstrip("/")
+    return read_yaml(root / "_config.yml")["repository"]["url"].rstrip("/")
 
 
 def pinned_ref(root: Path = ROOT) -> str:
@@ -49,7 +53,7 @@ def install_cell_source(root: Path = ROOT) -> str:
 
 def chapters(root: Path = ROOT) -> list[Path]:
     """Every page of ``_toc.yml``, in order, as paths of their ``.md`` sources."""
-    toc = _yaml(root / "_toc.yml")
+    toc = read_yaml(root / "_toc.yml")
     files = [toc["root"]]
 
     def walk(entries):
@@ -71,9 +75,6 @@ def is_notebook(md: Path) -> bool:
 
 def read_chapter(md: Path):
     """Read a MyST chapter exactly as the book build (MyST-NB) does, so that execution-cache hashes agree."""
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from myst_parser.config.main import MdParserConfig
-
     return read_myst_markdown_notebook(md.read_text(), MdParserConfig(), add_source_map=True, path=md)
 
 
@@ -81,17 +82,46 @@ def colab_url(md: Path, root: Path = ROOT) -> str:
     """The Colab address of a chapter's paired notebook (what the page's launch button opens)."""
     owner_repo = repository_url(root).split("github.com/", 1)[1]
     rel = md.with_suffix(".ipynb").relative_to(root).as_posix()
-    branch = _yaml(root / "_config.yml")["repository"].get("branch", "main")
+    branch = read_yaml(root / "_config.yml")["repository"].get("branch", "main")
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{rel}"
 
 
-def sync(root: Path = ROOT, only: list[str | Path] | None = None) -> list[Path]:
-    """Rewrite each notebook chapter's install cell and regenerate its paired ``.ipynb`` (outputs stripped).
+def is_checked(cell) -> bool:
+    """A code cell whose stored output nbval compares (tagged :data:`CHECK_TAG`)."""
+    return cell.get("cell_type") == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def execute(md: Path, timeout: int = 900):
+    """Execute a chapter in the current environment (the quick budget unless ``LOCALDIFF_BUDGET`` says otherwise),
+    with its folder as working directory, and return the executed notebook."""
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(md)
+    env = {"LOCALDIFF_BUDGET": os.environ.get("LOCALDIFF_BUDGET", "quick")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(md.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return nb
+
+
+def sync(root: Path = ROOT, only: list[str | Path] | None = None, outputs: bool = False) -> list[Path]:
+    """Rewrite each notebook chapter's install cell and regenerate its paired ``.ipynb``.
+
+    Outputs are stripped, except in the cells tagged ``nbval-check-output`` (:func:`is_checked`): their stored
+    output is what ``python -m pytest`` (nbval, ``--nbval-lax``) compares a fresh run against, so that silent numeric
+    drift fails. A marked cell keeps the output stored for the same source; ``outputs=True`` executes the chapter
+    (:func:`execute`) and stores the marked cells' outputs anew (after a deliberate change of what they print).
     ``only``: the chapters to sync (paths of ``.md`` files, or their stems), instead of every chapter.
     """
-    import jupytext
-
     cell = install_cell_source(root)
     pages = list(filter(is_notebook, chapters(root)))
     if only is not None:
@@ -112,18 +142,18 @@ def sync(root: Path = ROOT, only: list[str | Path] | None = None) -> list[Path]:
         if new != text:
             md.write_text(new)
             changed.append(md)
+        ipynb = md.with_suffix(".ipynb")
         nb = jupytext.read(md)
+        stored = {}  # source -> (outputs, execution count) of the checked cells (nbval wants the count of a run cell)
+        if outputs and any(is_checked(c) for c in nb.cells):
+            stored = {_source(c): (c.outputs, c.execution_count) for c in execute(md).cells if is_checked(c)}
+        elif ipynb.exists():
+            stored = {_source(c): (c.get("outputs", []), c.get("execution_count"))
+                      for c in jupytext.read(ipynb).cells if is_checked(c)}
         for i, c in enumerate(nb.cells):
             # stable cell ids (by position) so that regenerating a pair does not churn the .ipynb
             c["id"] = hashlib.sha1(f"{md.stem}:{i}".encode()).hexdigest()[:8]
             if c.cell_type == "code":
-                c.outputs, c.execution_count = [], None
-        jupytext.write(nb, md.with_suffix(".ipynb"))
+                c.outputs, c.execution_count = stored.get(_source(c), ([], None)) if is_checked(c) else ([], None)
+        jupytext.write(nb, ipynb)
     return changed
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["sync"]:
-        sys.exit("usage: python -m localdiff_lib.course sync [CHAPTER.md ...]   (default: every chapter)")
-    for p in sync(only=sys.argv[2:] or None):
-        print("updated", p.relative_to(ROOT))

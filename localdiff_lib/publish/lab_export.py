@@ -14,12 +14,12 @@ there. :func:`export_lab` walks a grid of states ``(t, r, window, image)`` of a 
 :func:`state` assembles the flat record of one state from a manifest (what the page's JavaScript does); the tests
 compare it with :meth:`TransitionLab.update`. :func:`export` builds the lab from the shipped checkpoints and the
 Gaussian-surrogate CMI map (as the chapter does) and exports it, reusing an earlier export with the same
-fingerprint. The book's Sphinx extension (:mod:`localdiff_lib.classroom`) calls it after an HTML build and copies
+fingerprint. The book's Sphinx extension (:mod:`localdiff_lib.publish.sphinx_ext`) calls it after an HTML build and copies
 the result to ``_static/lab/``; the files are build outputs, never committed.
 
 Command line::
 
-    python -m localdiff_lib.lab_export DIR [--images 4] [--force]
+    python -m localdiff_lib.publish lab DIR [--images 4] [--force]
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .lab import TransitionLab
+from .. import checkpoints, data, info
+from ..lab import TransitionLab
 
 __all__ = ["DEFAULT_TIMES", "DEFAULT_WINDOWS", "FORMAT", "build_lab", "export", "export_lab", "state", "tile_png"]
 
@@ -203,14 +204,12 @@ def _settings(n_images, times, windows, n_cmi, steps_per_unit_time, n_samples, s
 
 def fingerprint(settings: dict) -> str:
     """A hash of the export's settings, the shipped checkpoints' SHA-256 and the code that computes the views."""
-    from . import checkpoints
-
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for name in ("mnist-local-c16", "mnist-global-small"):
         h.update(checkpoints.record(name)["sha256"].encode())
-    here = Path(__file__).parent
-    for mod in ("lab.py", "lab_export.py", "evaluate.py", "sampling.py", "info.py", "path.py", "models.py"):
-        h.update((here / mod).read_bytes())
+    lib = Path(__file__).resolve().parents[1]
+    for mod in ("lab.py", "publish/lab_export.py", "evaluate.py", "sampling.py", "info.py", "path.py", "models.py"):
+        h.update((lib / mod).read_bytes())
     h.update(torch.__version__.encode())
     return h.hexdigest()[:16]
 
@@ -224,8 +223,6 @@ def build_lab(n_images: int = 4, times=DEFAULT_TIMES, *, n_cmi: int = 10_000, st
     training digits on ``t = 0, 0.05, ..., 1``; the recovery-error curves are computed on ``times`` (so the grid's
     every ``t`` is a point of the curves).
     """
-    from . import checkpoints, data, info
-
     local_models = checkpoints.local_denoisers("mnist", device=device)
     global_model = checkpoints.global_unet("mnist", device=device)
     test_images, test_labels = data.load_dataset("mnist", "test")
@@ -268,20 +265,3 @@ def export(out: str | Path, *, n_images: int = 4, times=DEFAULT_TIMES, windows=D
         print(f"transition lab: {m['states']} states, {m['files']['count']} PNG files, {m['files']['bytes'] / 1e6:.2f} MB "
               f"in {out}; lab built in {build_s:.1f} s, exported in {m['seconds']:.1f} s")
     return m
-
-
-def _main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m localdiff_lib.lab_export",
-                                description="Precompute the transition lab's states (PNG tiles + manifest.json).")
-    p.add_argument("out", help="output folder (replaced)")
-    p.add_argument("--images", type=int, default=4, help="held-out digits (default 4)")
-    p.add_argument("--force", action="store_true", help="recompute even if an export with the same fingerprint exists")
-    a = p.parse_args(argv)
-    export(a.out, n_images=a.images, reuse=not a.force, verbose=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -8,7 +8,7 @@ import re
 import jupytext
 import pytest
 
-from localdiff_lib import course
+from localdiff_lib.publish import chapters as course
 
 NOTEBOOKS = [md for md in course.chapters() if course.is_notebook(md)]
 IDS = [md.stem for md in NOTEBOOKS]
@@ -27,14 +27,18 @@ def test_every_toc_page_exists():
 def test_pair_has_not_drifted(md):
     """The committed .ipynb has exactly the cells of its .md (compared by content, never by file times)."""
     ipynb = md.with_suffix(".ipynb")
-    assert ipynb.exists(), f"{md.name} has no paired {ipynb.name}; run `python -m localdiff_lib.course sync`"
+    assert ipynb.exists(), f"{md.name} has no paired {ipynb.name}; run `python -m localdiff_lib.publish sync`"
     committed = json.loads(ipynb.read_text())
     fresh = json.loads(jupytext.writes(jupytext.read(md), fmt="ipynb"))
     assert _cells(committed) == _cells(fresh), (
-        f"{ipynb.name} has drifted from {md.name}; run `python -m localdiff_lib.course sync`"
+        f"{ipynb.name} has drifted from {md.name}; run `python -m localdiff_lib.publish sync`"
     )
-    outputs = [c for c in committed["cells"] if c["cell_type"] == "code" and c.get("outputs")]
-    assert not outputs, f"{ipynb.name} is committed with outputs; strip them (`python -m localdiff_lib.course sync`)"
+    outputs = [c for c in committed["cells"] if c["cell_type"] == "code" and c.get("outputs") and not course.is_checked(c)]
+    assert not outputs, f"{ipynb.name} is committed with outputs; strip them (`python -m localdiff_lib.publish sync`)"
+    # a cell tagged nbval-check-output carries the output that nbval compares a fresh run against
+    unchecked = [i for i, c in enumerate(committed["cells"]) if course.is_checked(c) and not c.get("outputs")]
+    assert not unchecked, (f"{ipynb.name}: cells {unchecked} are tagged {course.CHECK_TAG} but have no stored output; "
+                           f"run `python -m localdiff_lib.publish sync --outputs {md.stem}`")
 
 
 @pytest.mark.parametrize("md", NOTEBOOKS, ids=IDS)
@@ -42,7 +46,7 @@ def test_first_code_cell_installs_in_colab_only(md):
     nb = jupytext.read(md)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert first.source == course.install_cell_source(), (
-        f"{md.name}: the first code cell is not the Colab install cell; run `python -m localdiff_lib.course sync`"
+        f"{md.name}: the first code cell is not the Colab install cell; run `python -m localdiff_lib.publish sync`"
     )
     assert 'if "google.colab" in sys.modules:' in first.source
     m = re.search(r"git\+(\S+)@(\S+?)\"", first.source)
@@ -84,3 +88,33 @@ def test_launch_link_points_at_committed_notebook(md):
     url = course.colab_url(md)
     assert url.startswith("https://colab.research.google.com/github/local-diffusion/local-diffusion-course/blob/main/book/")
     assert md.with_suffix(".ipynb").exists()
+
+
+@pytest.mark.slow
+def test_nbval_compares_the_tagged_cells_and_only_those(tmp_path):
+    """What `python -m pytest` does to a chapter: a tagged cell whose output drifted fails, an untagged one does not,
+    and a negative zero is not a drift (tests/book/nbval_sanitize.cfg)."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    def notebook(stored_tagged: str, stored_plain: str):
+        nb = nbformat.v4.new_notebook()
+        cells = [("print(1 + 1)", stored_tagged, [course.CHECK_TAG]), ("print(2 + 2)", stored_plain, []),
+                 ("print(f'{-1e-17:.3f}')", "0.000\n", [course.CHECK_TAG])]
+        for k, (src, out, tags) in enumerate(cells, start=1):
+            c = nbformat.v4.new_code_cell(src, metadata={"tags": tags}, execution_count=k)
+            c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=out)]
+            nb.cells.append(c)
+        path = tmp_path / "chapter.ipynb"
+        nbformat.write(nb, path)
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                               "--nbval-current-env", "--nbval-sanitize-with",
+                               str(course.ROOT / "tests" / "book" / "nbval_sanitize.cfg"), str(path)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    ok = notebook("2\n", "5\n")  # the untagged cell's stale output is not compared
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    drift = notebook("3\n", "4\n")
+    assert drift.returncode == 1 and "1 failed" in drift.stdout, drift.stdout + drift.stderr

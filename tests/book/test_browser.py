@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from localdiff_lib import classroom, course
+from localdiff_lib.publish import chapters as course, student as edition
 
 ROOT = course.ROOT
 HTML = ROOT / "_build" / "html"
@@ -167,7 +167,7 @@ def _check_page(browser: Browser, page: str) -> dict:
         script = [s["src"] for s in raw.find_all("script", src=True) if "mathjax" in s["src"].lower()]
         assert script, f"{page} has math but loads no MathJax"
         assert not script[0].startswith(("http:", "https:", "//")), (
-            f"{page} loads MathJax from {script[0]}: run `python -m localdiff_lib.classroom mathjax` before the build")
+            f"{page} loads MathJax from {script[0]}: run `python -m localdiff_lib.publish mathjax` before the build")
         assert _requested_ok(requests, "/mathjax/es5/tex-mml-chtml.js"), f"{page}: MathJax was not served by the build"
         rendered = dom.find_all("mjx-container")
         assert len(rendered) >= n_math, f"{page}: {len(rendered)} formulas typeset out of {n_math}"
@@ -212,7 +212,7 @@ def test_built_theorem_exercise_and_figure_boxes(browser):
 
 
 def test_built_assignment_and_status_pages(browser):
-    assignments = [f"book/assignments/{md.stem}.html" for md in classroom.instructor_assignments()
+    assignments = [f"book/assignments/{md.stem}.html" for md in edition.instructor_assignments()
                    if (HTML / "book" / "assignments" / f"{md.stem}.html").exists()]
     assert assignments, "no assignment page was built"
     for page in assignments[:1] + ["book/status.html"]:
@@ -229,13 +229,13 @@ def test_built_assignment_and_status_pages(browser):
 
 
 def test_built_student_edition_hides_solutions(browser):
-    if not (classroom.STUDENT_HTML / "index.html").exists():
-        _skip_or_fail("_build/student/html is absent: run `python -m localdiff_lib.classroom student-build`")
-    if stale_pages(classroom.STUDENT_HTML, [md for md in course.chapters() if md.parent.name != "assignments"]):
-        _skip_or_fail("_build/student/html is older than the sources: run `python -m localdiff_lib.classroom student-build`")
-    student = Browser(classroom.STUDENT_HTML)
+    if not (edition.STUDENT_HTML / "index.html").exists():
+        _skip_or_fail("_build/student/html is absent: run `python -m localdiff_lib.publish student-build`")
+    if stale_pages(edition.STUDENT_HTML, [md for md in course.chapters() if md.parent.name != "assignments"]):
+        _skip_or_fail("_build/student/html is older than the sources: run `python -m localdiff_lib.publish student-build`")
+    student = Browser(edition.STUDENT_HTML)
     try:
-        pages = [p for p in _pages_with(r'class="exercise') if (classroom.STUDENT_HTML / p).exists()]
+        pages = [p for p in _pages_with(r'class="exercise') if (edition.STUDENT_HTML / p).exists()]
         assert pages, "no page with exercises in the student edition"
         info = _check_page(student, pages[0])
         assert info["dom"].select("div.exercise") and not info["dom"].select("div.solution")
@@ -316,7 +316,7 @@ def lab_html() -> Path:
 def test_built_transition_lab_sliders(lab_html):
     import json
 
-    from localdiff_lib import lab_export
+    from localdiff_lib.publish import lab_export
 
     manifest = json.loads((lab_html / "_static" / "lab" / "manifest.json").read_text())
     g = manifest["grid"]

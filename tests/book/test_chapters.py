@@ -10,7 +10,7 @@ A chapter that loads an optional data set (Fashion-MNIST, with ``data.load_optio
 ``optional_data``. With ``LOCALDIFF_HIDE_DATASETS`` set, chapters run as on a machine without those data sets
 (what ``.ci/run`` does after the main run)::
 
-    LOCALDIFF_HIDE_DATASETS=fashion-mnist python -m pytest tests/test_chapters.py -m optional_data
+    LOCALDIFF_HIDE_DATASETS=fashion-mnist python -m pytest tests/book/test_chapters.py -m optional_data
 
 Then every selected chapter is executed (never skipped as cached) and its result is not stored: the book's cache
 keeps the full chapters for the build. Such a chapter must print the note of ``data.load_optional``; the test
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from localdiff_lib import data
-from localdiff_lib.course import ROOT, chapters, is_notebook, read_chapter
+from localdiff_lib.publish.chapters import ROOT, chapters, is_notebook, read_chapter
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 NOTEBOOKS = [md for md in chapters() if is_notebook(md)]

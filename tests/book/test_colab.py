@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from localdiff_lib import course
+from localdiff_lib.publish import chapters as course
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = "book/flow_matching.md"  # the first chapter after the introduction; its first cells import the library
 
 pytestmark = pytest.mark.slow
@@ -166,9 +166,13 @@ def test_colab_install_cell_installs_committed_library_and_keeps_torch(tmp_path)
     assert after["localdiff_lib"] == str(pkg / "__init__.py"), after
 
     # ... and holds every committed file of the package, byte for byte: modules, shipped checkpoints and results
-    # (a data file that pyproject's package-data misses would be absent here).
+    # (a data file that pyproject's package-data misses would be absent here), but not the book's own tooling
+    # (localdiff_lib/publish/, which needs a checkout and Jupyter Book)
     tracked = subprocess.run(["git", "-C", str(clone), "ls-files", "localdiff_lib"], check=True,
                              capture_output=True, text=True).stdout.splitlines()
+    tooling = [f for f in tracked if f.startswith("localdiff_lib/publish/")]
+    assert tooling and not (pkg / "publish").exists(), "the book's tooling must stay out of the Colab install"
+    tracked = [f for f in tracked if f not in tooling]
     assert any(f.startswith("localdiff_lib/pretrained/") for f in tracked), "no shipped checkpoint is committed"
     missing = [f for f in tracked if not (pkg.parent / f).is_file()]
     assert not missing, f"committed but not installed (see [tool.setuptools.package-data] in pyproject.toml): {missing}"

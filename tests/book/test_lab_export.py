@@ -1,4 +1,4 @@
-"""The precomputed transition lab (:mod:`localdiff_lib.lab_export`) on a tiny lab: files and manifest agree, and
+"""The precomputed transition lab (:mod:`localdiff_lib.publish.lab_export`) on a tiny lab: files and manifest agree, and
 every number of a state is the one :meth:`TransitionLab.update` gives for it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from localdiff_lib import lab_export
+from localdiff_lib.publish import lab_export
 from localdiff_lib.info import SurrogateMap
 from localdiff_lib.lab import TransitionLab
 from localdiff_lib.models import GlobalUNet, LocalDenoiser

@@ -19,11 +19,12 @@ from types import SimpleNamespace
 import jupytext
 import pytest
 
-from localdiff_lib import classroom, course
-from localdiff_lib.classroom import BEGIN, END
+from localdiff_lib.publish import chapters as course, mathjax, sphinx_ext
+from localdiff_lib.publish import status as status_page, student as edition
+from localdiff_lib.publish.student import BEGIN, END
 
 ROOT = course.ROOT
-INSTRUCTOR = classroom.instructor_assignments()
+INSTRUCTOR = edition.instructor_assignments()
 IDS = [md.stem for md in INSTRUCTOR]
 REQUIRE_BUILD = os.environ.get("LOCALDIFF_REQUIRE_BUILD") == "1"
 
@@ -69,7 +70,7 @@ def test_strip_solutions_keeps_signature_and_indentation():
         z = f(2)
         ### END SOLUTION
         print("kept")''')
-    out = classroom.strip_solutions(src)
+    out = edition.strip_solutions(src)
     assert out == textwrap.dedent('''\
         def f(x):
             """Doc."""
@@ -86,7 +87,7 @@ def test_strip_solutions_keeps_signature_and_indentation():
 ])
 def test_strip_solutions_rejects_broken_markers(src, fragment):
     with pytest.raises(ValueError, match=fragment):
-        classroom.strip_solutions(src, where="cell 3")
+        edition.strip_solutions(src, where="cell 3")
 
 
 def test_there_are_at_least_three_assignments():
@@ -94,16 +95,16 @@ def test_there_are_at_least_three_assignments():
 
 
 def test_student_notebooks_are_up_to_date():
-    stale = classroom.generate_assignments(check=True)
+    stale = edition.generate_assignments(check=True)
     assert not stale, (f"student notebooks differ from their instructor notebooks: "
-                       f"{[str(p.relative_to(ROOT)) for p in stale]}; run `python -m localdiff_lib.classroom assignments`")
+                       f"{[str(p.relative_to(ROOT)) for p in stale]}; run `python -m localdiff_lib.publish assignments`")
 
 
 @pytest.mark.parametrize("md", INSTRUCTOR, ids=IDS)
 def test_student_notebook_contains_no_solution_code(md):
     regions = _solution_regions(md)
     assert regions, f"{md.name} has no {BEGIN} region"
-    outside = classroom.strip_solutions("\n".join(c.source for c in jupytext.read(md).cells if c.cell_type == "code"))
+    outside = edition.strip_solutions("\n".join(c.source for c in jupytext.read(md).cells if c.cell_type == "code"))
     student = [(md.parent / "student" / (md.stem + ext)).read_text() for ext in (".md", ".ipynb")]
     for region in regions:
         for line in region.split("\n"):
@@ -133,7 +134,7 @@ def test_student_toc_swaps_only_instructor_assignments(tmp_path):
     (tmp_path / "_toc.yml").write_text(
         "root: book/intro\nparts:\n  - chapters:\n      - file: book/assignments/about\n"
         "      - file: book/assignments/hw1\n      - file: book/hw1\n")
-    out = classroom.student_toc(tmp_path, tmp_path / "toc.yml").read_text()
+    out = edition.student_toc(tmp_path, tmp_path / "toc.yml").read_text()
     assert "file: book/assignments/student/hw1\n" in out
     assert "file: book/assignments/about\n" in out and "file: book/hw1\n" in out
 
@@ -164,28 +165,28 @@ def test_solution_blocks_finds_plain_and_gated_solutions():
         ````{solution-end}
         ````
         After.''')
-    blocks = classroom.solution_blocks(text)
+    blocks = edition.solution_blocks(text)
     assert [b[0] for b in blocks] == ["e1", "e2"]
     assert blocks[0][1] == "Answer one."
     assert "Answer two." in blocks[1][1] and "x = 2" in blocks[1][1] and "After" not in blocks[1][1]
     with pytest.raises(ValueError, match="no solution-end"):
-        classroom.solution_blocks("```{solution-start} e3\n```\nbody\n")
+        edition.solution_blocks("```{solution-start} e3\n```\nbody\n")
 
 
 # ---- status page --------------------------------------------------------------------------------------
 
 def test_status_page_is_never_served_from_the_cache():
-    nb = jupytext.read(classroom.STATUS_PAGE)
+    nb = jupytext.read(status_page.STATUS_PAGE)
     assert nb.metadata["mystnb"]["execution_mode"] == "force"
 
 
 def test_status_table_says_not_measured_and_never_invents_numbers():
     rows = [{"chapter": "a", "title": "A", "seconds": 12.34, "budget": "quick"},
             {"chapter": "b", "title": "B", "seconds": None, "budget": None}]
-    table = classroom.status_table(rows, None)
+    table = status_page.status_table(rows, None)
     assert "| A (`a`) | 12.3 | quick | not measured |" in table
     assert "| B (`b`) | not run | ? | not measured |" in table
-    table = classroom.status_table(rows, {"chapters": {"a": 300.0, "b": None}})
+    table = status_page.status_table(rows, {"chapters": {"a": 300.0, "b": None}})
     assert "| 300.0 |" in table and "| failed |" in table
 
 
@@ -208,16 +209,16 @@ def test_run_times_come_from_the_current_sources_record(tmp_path):
     rec = cache.add_nb_to_project(str(md), read_data={"type": "plugin", "name": "myst_nb_md"})
     cache.cache_notebook_bundle(CacheBundleIn(nb, rec.uri, data={"execution_seconds": res.time}),
                                 check_validity=False, overwrite=True)
-    (row,) = classroom.chapter_run_times(tmp_path, tmp_path / "cache")
+    (row,) = status_page.chapter_run_times(tmp_path, tmp_path / "cache")
     assert row["seconds"] == pytest.approx(res.time) and row["seconds"] > 0
     assert row["budget"] in ("quick", "standard", "full") and row["torch"] and row["python"]
     before = os.environ.get("LOCALDIFF_BUDGET")
-    measured = classroom.measure(tmp_path / "gpu.json", budget="quick", root=tmp_path)
+    measured = status_page.measure(tmp_path / "gpu.json", budget="quick", root=tmp_path)
     assert json.loads((tmp_path / "gpu.json").read_text()) == measured
     assert measured["budget"] == "quick" and measured["chapters"]["ch"] > 0 and measured["torch"]
     assert os.environ.get("LOCALDIFF_BUDGET") == before, "measure() must leave the environment as it found it"
     md.write_text(md.read_text().replace("print(ld.describe())", "print(ld.describe(), 1)"))
-    (row,) = classroom.chapter_run_times(tmp_path, tmp_path / "cache")
+    (row,) = status_page.chapter_run_times(tmp_path, tmp_path / "cache")
     assert row["seconds"] is None, "a changed chapter must not show the time of its previous version"
 
 
@@ -229,12 +230,12 @@ def _fake_config(student=False):
 
 
 def test_local_mathjax_is_served_from_the_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(classroom, "OFFLINE_STATIC", tmp_path)
-    script = tmp_path / classroom.MATHJAX_PATH
+    monkeypatch.setattr(mathjax, "OFFLINE_STATIC", tmp_path)
+    script = tmp_path / mathjax.MATHJAX_PATH
     script.parent.mkdir(parents=True)
     script.write_text("// mathjax")
     config = _fake_config()
-    classroom._configure(None, config)
+    sphinx_ext._configure(None, config)
     assert config.mathjax_path == "mathjax/es5/tex-mml-chtml.js"
     assert config.html_static_path == ["_static", str(tmp_path)]
 
@@ -242,16 +243,16 @@ def test_local_mathjax_is_served_from_the_build(tmp_path, monkeypatch):
 def test_without_local_mathjax_the_cdn_stays_unless_required(tmp_path, monkeypatch):
     from sphinx.errors import ConfigError
 
-    monkeypatch.setattr(classroom, "OFFLINE_STATIC", tmp_path)
-    monkeypatch.delenv(classroom.REQUIRE_MATHJAX_ENV, raising=False)
+    monkeypatch.setattr(mathjax, "OFFLINE_STATIC", tmp_path)
+    monkeypatch.delenv(mathjax.REQUIRE_MATHJAX_ENV, raising=False)
     config = _fake_config(student=True)
-    classroom._configure(None, config)
+    sphinx_ext._configure(None, config)
     assert config.mathjax_path == "https://cdn/mathjax.js"
     assert config.html_copy_source is False          # the student edition never ships page sources
     assert config.html_theme_options["use_download_button"] is False
-    monkeypatch.setenv(classroom.REQUIRE_MATHJAX_ENV, "1")
-    with pytest.raises(ConfigError, match="python -m localdiff_lib.classroom mathjax"):
-        classroom._configure(None, _fake_config())
+    monkeypatch.setenv(mathjax.REQUIRE_MATHJAX_ENV, "1")
+    with pytest.raises(ConfigError, match="python -m localdiff_lib.publish mathjax"):
+        sphinx_ext._configure(None, _fake_config())
 
 
 # ---- executing the assignments ------------------------------------------------------------------------
@@ -270,13 +271,13 @@ def _errors(cell):
 
 
 def _executed(md: Path):
-    """The instructor notebook executed: from the book's cache if tests/test_chapters.py already ran this version
+    """The instructor notebook executed: from the book's cache if tests/book/test_chapters.py already ran this version
     of it (it executes every page of the toc), else executed here."""
     from jupyter_cache import get_cache
 
     try:
-        record = get_cache(str(classroom.CACHE)).match_cache_notebook(course.read_chapter(md))
-        return get_cache(str(classroom.CACHE)).get_cache_bundle(record.pk).nb
+        record = get_cache(str(status_page.CACHE)).match_cache_notebook(course.read_chapter(md))
+        return get_cache(str(status_page.CACHE)).get_cache_bundle(record.pk).nb
     except KeyError:
         return _execute(md, allow_errors=False)
 
@@ -385,7 +386,7 @@ def test_student_build_removes_plain_and_gated_solutions(tmp_path):
         'execute:\n  execute_notebooks: "force"\n'
         "repository:\n  url: https://github.com/example/mini\n  branch: main\n"
         "launch_buttons:\n  colab_url: https://colab.research.google.com\n"
-        "sphinx:\n  extra_extensions: [sphinx_proof, sphinx_exercise, localdiff_lib.classroom]\n")
+        "sphinx:\n  extra_extensions: [sphinx_proof, sphinx_exercise, localdiff_lib.publish.sphinx_ext]\n")
     status = build_sphinx(str(tmp_path), str(tmp_path / "_build" / "html"), noconfig=True,
                           path_config=str(tmp_path / "_config.yml"), warningiserror=True, quiet=True,
                           confoverrides={"external_toc_path": str(tmp_path / "_toc.yml"), "latex_individualpages": False})
@@ -393,7 +394,7 @@ def test_student_build_removes_plain_and_gated_solutions(tmp_path):
     instructor = _all_text(tmp_path / "_build" / "html")
     assert all(s in instructor for s in SECRETS), "the instructor edition must show the solutions"
     assert (tmp_path / "_build" / "html" / "_sources" / "book" / "page.ipynb").exists()   # the download copy
-    student_html = classroom.student_build(tmp_path)
+    student_html = edition.student_build(tmp_path)
     student = _all_text(student_html)
     for secret in SECRETS:
         assert secret not in student, f"{secret!r} reached the student HTML"
@@ -430,17 +431,17 @@ def _probes(body: str) -> list[str]:
 def test_built_student_html_contains_no_solution_text():
     """Every solution of every page (and every assignment's solution code) is absent from the student HTML."""
     _need(ROOT / "_build" / "html", "build the book first (jupyter-book build . --builder html)")
-    _need(classroom.STUDENT_HTML, "build the student edition first (python -m localdiff_lib.classroom student-build)")
+    _need(edition.STUDENT_HTML, "build the student edition first (python -m localdiff_lib.publish student-build)")
     pages = [md for md in course.chapters() if md.exists()]
-    solutions = [(md, label, body) for md in pages for label, body in classroom.solution_blocks(md.read_text())]
+    solutions = [(md, label, body) for md in pages for label, body in edition.solution_blocks(md.read_text())]
     solutions += [(md, "assignment solution", f"```\n{region}\n```") for md in INSTRUCTOR for region in _solution_regions(md)]
     outside = re.sub(r"\s+", " ", "\n".join(
-        classroom.strip_solutions(md.read_text()) if md in INSTRUCTOR else
+        edition.strip_solutions(md.read_text()) if md in INSTRUCTOR else
         _strip_blocks(md.read_text()) for md in pages + [m.parent / "student" / m.name for m in INSTRUCTOR]))
     instructor = " ".join(_html_text(p) for p in (ROOT / "_build" / "html").rglob("*.html"))
     student = re.sub(r"\s+", " ", " ".join(
         _html_text(p) if p.suffix == ".html" else p.read_text(errors="ignore")
-        for p in classroom.STUDENT_HTML.rglob("*") if p.is_file() and p.suffix in {".html", ".js", ".txt", ".ipynb", ".json", ".md"}))
+        for p in edition.STUDENT_HTML.rglob("*") if p.is_file() and p.suffix in {".html", ".js", ".txt", ".ipynb", ".json", ".md"}))
     checked, unseen = 0, []
     for md, label, body in solutions:
         probes = [p for p in _probes(body) if p in instructor and p not in outside]
@@ -455,23 +456,23 @@ def test_built_student_html_contains_no_solution_text():
 
 
 def _strip_blocks(text: str) -> str:
-    for _, body in classroom.solution_blocks(text):
+    for _, body in edition.solution_blocks(text):
         text = text.replace(body, " ")
     return text
 
 
 def test_built_student_edition_shows_the_student_assignments():
-    _need(classroom.STUDENT_HTML, "build the student edition first (python -m localdiff_lib.classroom student-build)")
+    _need(edition.STUDENT_HTML, "build the student edition first (python -m localdiff_lib.publish student-build)")
     for md in INSTRUCTOR:
-        page = classroom.STUDENT_HTML / "book" / "assignments" / "student" / f"{md.stem}.html"
+        page = edition.STUDENT_HTML / "book" / "assignments" / "student" / f"{md.stem}.html"
         assert page.exists(), f"{page.relative_to(ROOT)} is missing from the student edition"
         assert "raise NotImplementedError" in html.unescape(_html_text(page))
-        assert not (classroom.STUDENT_HTML / "book" / "assignments" / f"{md.stem}.html").exists()
+        assert not (edition.STUDENT_HTML / "book" / "assignments" / f"{md.stem}.html").exists()
 
 
 def test_lab_export_hook_copies_the_states_into_static(tmp_path, monkeypatch):
     """After an HTML build with the transition lab, the precomputed states land in _static/lab (and only then)."""
-    from localdiff_lib import lab_export
+    from localdiff_lib.publish import lab_export
 
     cache = tmp_path / "cache"
     calls = []
@@ -483,26 +484,26 @@ def test_lab_export_hook_copies_the_states_into_static(tmp_path, monkeypatch):
         (Path(out) / "manifest.json").write_text("{}")
         return {"states": 1, "files": {"count": 1, "bytes": 3}}
 
-    monkeypatch.setattr(classroom, "LAB_EXPORT", cache)
+    monkeypatch.setattr(sphinx_ext, "LAB_EXPORT", cache)
     monkeypatch.setattr(lab_export, "export", fake_export)
-    monkeypatch.delenv(classroom.LAB_ENV, raising=False)
+    monkeypatch.delenv(sphinx_ext.LAB_ENV, raising=False)
 
     def app(docs, fmt="html"):
         out = tmp_path / "html"
         return SimpleNamespace(builder=SimpleNamespace(format=fmt), env=SimpleNamespace(found_docs=set(docs)),
                                outdir=str(out))
 
-    classroom._export_lab(app({"book/intro"}), None)                       # no lab page: nothing
-    classroom._export_lab(app({"book/transition_lab"}, fmt="latex"), None)  # not HTML: nothing
-    classroom._export_lab(app({"book/transition_lab"}), RuntimeError())   # a failed build: nothing
-    monkeypatch.setenv(classroom.LAB_ENV, "0")
-    classroom._export_lab(app({"book/transition_lab"}), None)              # switched off
+    sphinx_ext._export_lab(app({"book/intro"}), None)                       # no lab page: nothing
+    sphinx_ext._export_lab(app({"book/transition_lab"}, fmt="latex"), None)  # not HTML: nothing
+    sphinx_ext._export_lab(app({"book/transition_lab"}), RuntimeError())   # a failed build: nothing
+    monkeypatch.setenv(sphinx_ext.LAB_ENV, "0")
+    sphinx_ext._export_lab(app({"book/transition_lab"}), None)              # switched off
     assert calls == [] and not (tmp_path / "html").exists()
-    monkeypatch.delenv(classroom.LAB_ENV)
+    monkeypatch.delenv(sphinx_ext.LAB_ENV)
     stale = tmp_path / "html" / "_static" / "lab" / "old.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    classroom._export_lab(app({"book/intro", "book/transition_lab"}), None)
+    sphinx_ext._export_lab(app({"book/intro", "book/transition_lab"}), None)
     assert calls == [cache]
     assert (tmp_path / "html" / "_static" / "lab" / "x0" / "i0.png").read_bytes() == b"png"
     assert (tmp_path / "html" / "_static" / "lab" / "manifest.json").exists() and not stale.exists()

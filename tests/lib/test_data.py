@@ -217,7 +217,7 @@ def test_virtual_environments_are_not_part_of_the_book():
     import yaml
     from sphinx.util.matching import Matcher
 
-    from localdiff_lib.course import ROOT
+    from localdiff_lib.publish.chapters import ROOT
 
     patterns = yaml.safe_load((ROOT / "_config.yml").read_text())["exclude_patterns"]
     folders = [".venv", "venv", "env", ".env", ".tox", ".nox", "node_modules"]

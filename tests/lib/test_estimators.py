@@ -63,14 +63,6 @@ def test_mine_gradient_is_bias_corrected():
     assert ema == pytest.approx(0.9 * 3.0 + 0.1 * batch_mean, rel=1e-6)
 
 
-def test_student_t_quantiles():
-    assert E.student_t_quantile(0.975, 1) == pytest.approx(12.706, abs=2e-3)
-    assert E.student_t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
-    assert E.student_t_quantile(0.975, 30) == pytest.approx(2.042, abs=1e-3)
-    m, h = E.confidence_interval(np.array([1.0, 2.0, 3.0]))
-    assert m == 2.0 and h == pytest.approx(4.303 / math.sqrt(3), abs=1e-3)
-
-
 # ---------------------------------------------------------------- the critic bank
 
 

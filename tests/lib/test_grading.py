@@ -320,7 +320,7 @@ def test_markov_length_stub_is_named(chain_samples):
 
 def test_the_message_quoted_on_the_assignments_page_is_the_real_one():
     """book/assignments/about.md quotes a GradingError verbatim; it must be what the check really says."""
-    from localdiff_lib.course import ROOT
+    from localdiff_lib.publish.chapters import ROOT
 
     def doubled_on_the_field(cov, A, B, C):   # right on the first case, forgets the 1/2 on the 7x7 field
         value = info.gaussian_cmi(cov, A, B, C)
@@ -390,7 +390,7 @@ def test_the_student_s_random_state_is_left_alone():
 # ---- the probe: ways an answer could fool the grader or crash it -------------------------------------------
 #
 # Each row: (case, check, student, expected). `expected` is "pass" for a right answer; otherwise a distinctive
-# fragment of the GradingError the check must raise. `python tests/test_grading.py [path/to/grading.py]` runs
+# fragment of the GradingError the check must raise. `python tests/lib/test_grading.py [path/to/grading.py]` runs
 # the table against another version of the grader (for example the one before a change) and counts how each
 # case ends: passed wrongly, crashed with a raw exception, failed with a clear GradingError (the fragment,
 # compared ignoring case and backticks, is in the message), failed with a GradingError that misses it.
@@ -659,7 +659,7 @@ def test_every_check_is_probed():
     assert {row[1] for row in PROBE} == {name for name in grading.__all__ if name.startswith("check_")} - {"check_value"}
 
 
-if __name__ == "__main__":   # python tests/test_grading.py [path/to/grading.py]: the probe's counts
+if __name__ == "__main__":   # python tests/lib/test_grading.py [path/to/grading.py]: the probe's counts
     import collections
     import importlib.util
     import warnings

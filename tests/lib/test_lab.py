@@ -224,8 +224,8 @@ def test_multiply_adds_follow_the_window(tiny):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(t=1.5), r"t must be a number in \[0, 1\]"),
-    (dict(t=-0.1), r"t must be a number in \[0, 1\]"),
+    (dict(t=1.5), r"t must lie in \[0, 1\]"),
+    (dict(t=-0.1), r"t must lie in \[0, 1\]"),
     (dict(t="0.3"), r"t must be a number"),
     (dict(r=7), r"no local model of receptive-field radius r = 7; the lab has r in \[1, 2, 3\]"),
     (dict(r=2.0), r"the lab has r in \[1, 2, 3\]"),
@@ -233,7 +233,7 @@ def test_multiply_adds_follow_the_window(tiny):
     (dict(window=(0.2, 1.2)), r"0 <= t_lo <= t_hi <= 1"),
     (dict(window=0.3), r"window must be a pair"),
     (dict(window=(0.1, 0.2, 0.3)), r"window must be a pair"),
-    (dict(index=3), r"index must be an integer in \[0, 2\]"),
+    (dict(index=3), r"index \(the lab has 3 images\) must be an integer in \[0, 2\]"),
     (dict(T=0.3), r"unknown lab setting\(s\) \['T'\]; the settings are t, r, window, index"),
 ])
 def test_bad_settings_are_refused_and_change_nothing(tiny, change, message):
@@ -257,7 +257,7 @@ def test_bad_construction_is_explained(tiny):
         TransitionLab(local, glob, x[:, 0], linear_map())
     with pytest.raises(ValueError, match="cmi_map must have arrays t, r and cmi"):
         TransitionLab(local, glob, x, {"t": [0, 1]})
-    with pytest.raises(ValueError, match="curve_T must be at least two increasing times"):
+    with pytest.raises(ValueError, match="curve_T must hold at least 2 strictly increasing times"):
         TransitionLab(local, glob, x, linear_map(), curve_T=(0.5, 0.2))
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         TransitionLab(local, glob, x, linear_map(), n_samples=0)

@@ -1,4 +1,4 @@
-"""Exact Gaussian mixtures on the path (``localdiff_lib.toy``): closed forms, identities, marginals, errors."""
+"""Exact Gaussian mixtures on the path (``localdiff_lib.mixture``): closed forms, identities, marginals, errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from localdiff_lib import path
-from localdiff_lib.toy import GaussianMixture
+from localdiff_lib.mixture import GaussianMixture
 
 D = torch.float64
 
