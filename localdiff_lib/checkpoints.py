@@ -123,7 +123,15 @@ def record(name: str, directory: str | Path | None = None) -> dict:
         raise FileNotFoundError(
             f"no checkpoint {name!r} in {where.parent}; train it with `python -m localdiff_lib.checkpoints train {name}` "
             f"or use checkpoints.pretrained({name!r}), which trains it when it is missing")
-    return json.loads(f.read_text())
+    try:
+        rec = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{f} is not valid JSON ({e}); restore it (git checkout) or train the checkpoint again") from e
+    missing = [k for k in ("recipe", "sha256") if not isinstance(rec, dict) or k not in rec]
+    if missing or not isinstance(rec.get("recipe"), dict) or "models" not in rec["recipe"]:
+        raise ValueError(f"{f} is not a checkpoint record (it lacks {missing or ['recipe.models']}); restore it "
+                         "(git checkout) or train the checkpoint again")
+    return rec
 
 
 def load(name: str, directory: str | Path | None = None, device: str | torch.device = "cpu") -> dict[str, nn.Module]:

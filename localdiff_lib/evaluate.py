@@ -152,9 +152,16 @@ def recovery_grid(models_by_radius: dict, global_model, images: torch.Tensor, T_
         raise InputError("recovery_grid needs at least one model: local models in models_by_radius or a global_model")
     rows, values = [], []
     for r in sorted(models_by_radius):
+        radius = getattr(models_by_radius[r], "radius", None)
+        if radius is not None and radius != r:
+            raise InputError(f"models_by_radius[{r}] is a model of radius {radius}: the key must be its "
+                             f"receptive-field radius (the row is labelled by the key)")
         rows.append(r)
         values.append(recovery_mse(models_by_radius[r], images, Ts, **kwargs))
     if global_model is not None:
+        if getattr(global_model, "radius", None) is not None:
+            raise InputError(f"global_model is a local model (radius {global_model.radius}); its row would be "
+                             "labelled 'global': pass a global denoiser, or put it in models_by_radius")
         rows.append("global")
         values.append(recovery_mse(global_model, images, Ts, **kwargs))
     return RecoveryGrid(np.stack(values), rows, np.array(Ts))

@@ -38,6 +38,15 @@ skip_value_checks = checks.skip_value_checks
 PREDICTIONS = ("velocity", "noise", "x0")
 
 
+def check_dtype(x: torch.Tensor, model: nn.Module) -> None:
+    """The images have the model's floating-point dtype (a float64 batch into a float32 model is refused here, with
+    what to do, instead of as torch's "mat1 and mat2 must have the same dtype")."""
+    p = next(model.parameters(), None)
+    if p is not None and torch.is_tensor(x) and torch.is_floating_point(x) and x.dtype != p.dtype:
+        raise InputError(f"images of dtype {x.dtype} given to a {type(model).__name__} whose weights are {p.dtype}; "
+                         f"convert one of them (x.to({p.dtype}) or model.to({x.dtype}))")
+
+
 def check_inputs(x: torch.Tensor, t, image_size: int | None = None) -> torch.Tensor:
     """Validate ``(x, t)`` for ``forward`` and return ``t`` as a ``(N,)`` tensor of ``x``'s dtype and device.
 
@@ -182,6 +191,7 @@ class LocalDenoiser(_Denoiser):
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         t = check_inputs(x, t)
+        check_dtype(x, self)
         emb = self.time(t)
         h = self.conv_in(x)
         for block in self.blocks:
@@ -256,6 +266,7 @@ class GlobalUNet(_Denoiser):
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         t = check_inputs(x, t, self.image_size)
+        check_dtype(x, self)
         emb = self.time(t)
         h0 = self.down0(self.conv_in(x), emb)
         h1 = self.down1(self.pool0(h0), emb)

@@ -153,7 +153,7 @@ def held_out_loss(
 
 
 def save_checkpoint(
-    path_, model, optimizer=None, step: int = 0, config: dict | None = None, *, ema=None, losses=None, rng=None
+    file, model, optimizer=None, step: int = 0, config: dict | None = None, *, ema=None, losses=None, rng=None
 ) -> None:
     """Save a model (or a list of models), its optimizer, the step, a ``config`` dict and optional EMA weights.
 
@@ -179,34 +179,34 @@ def save_checkpoint(
         "losses": None if losses is None else torch.as_tensor(losses).cpu(),
         "rng": None if rng is None else rng.get_state().cpu(),
     }
-    path_ = Path(path_)
-    path_.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path_.with_name(path_.name + ".tmp")
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
             torch.save(blob, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path_)
+        os.replace(tmp, file)
     except BaseException:  # a failed or interrupted write leaves no .tmp behind (and the old file untouched)
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _read_checkpoint(path_, map_location="cpu") -> dict:
+def _read_checkpoint(file, map_location="cpu") -> dict:
     """The contents of a file written by :func:`save_checkpoint` (``torch.load(weights_only=True)``), checked."""
-    path_ = Path(path_)
-    if not path_.exists():
-        raise FileNotFoundError(f"no checkpoint at {path_}")
+    file = Path(file)
+    if not file.exists():
+        raise FileNotFoundError(f"no checkpoint at {file}")
     try:
-        blob = torch.load(path_, weights_only=True, map_location=map_location)
+        blob = torch.load(file, weights_only=True, map_location=map_location)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{path_} is not a readable checkpoint ({type(e).__name__}: {e}); delete it and train again") from e
+        raise ValueError(f"{file} is not a readable checkpoint ({type(e).__name__}: {e}); delete it and train again") from e
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path_} was not written by localdiff_lib.train.save_checkpoint")
+        raise ValueError(f"{file} was not written by localdiff_lib.train.save_checkpoint")
     missing = [k for k in ("classes", "model_configs", "models") if not isinstance(blob.get(k), list)]
     if missing:
-        raise ValueError(f"{path_} is incomplete: it lacks {missing}; it was not written whole by save_checkpoint "
+        raise ValueError(f"{file} is incomplete: it lacks {missing}; it was not written whole by save_checkpoint "
                          "(delete it and train again)")
     return blob
 
@@ -242,7 +242,7 @@ def _load_into(blob: dict, where: str, models: list[nn.Module], optimizer=None, 
             e.load_state_dict(state)
 
 
-def load_checkpoint(path_, model, optimizer=None, *, ema=None, map_location="cpu") -> dict:
+def load_checkpoint(file, model, optimizer=None, *, ema=None, map_location="cpu") -> dict:
     """Load weights saved by :func:`save_checkpoint` into ``model`` (or a list of models) and return the checkpoint.
 
     Raises ``ValueError`` naming the difference when the checkpoint does not match the model: another class,
@@ -250,8 +250,8 @@ def load_checkpoint(path_, model, optimizer=None, *, ema=None, map_location="cpu
     """
     models = _as_list(model, "load_checkpoint")[0]
     emas = None if ema is None else _as_list(ema, "load_checkpoint (ema)")[0]
-    blob = _read_checkpoint(path_, map_location)
-    _load_into(blob, f"checkpoint {Path(path_)}", models, optimizer, emas)
+    blob = _read_checkpoint(file, map_location)
+    _load_into(blob, f"checkpoint {Path(file)}", models, optimizer, emas)
     return blob
 
 
@@ -281,14 +281,14 @@ def _config_differences(blob: dict, config: dict, models: list[nn.Module]) -> di
     return diff
 
 
-def _exists_error(path_: Path) -> FileExistsError:
+def _exists_error(file: Path) -> FileExistsError:
     try:
-        blob = _read_checkpoint(path_)
+        blob = _read_checkpoint(file)
         what = f"a checkpoint of {len(blob['models'])} model(s) at step {blob['step']}"
     except Exception:  # noqa: BLE001 - only for the message
-        what = f"a file of {path_.stat().st_size} bytes"
+        what = f"a file of {file.stat().st_size} bytes"
     return FileExistsError(
-        f"{path_} already exists ({what}) and fit does not overwrite a checkpoint unless asked: pass resume=True to "
+        f"{file} already exists ({what}) and fit does not overwrite a checkpoint unless asked: pass resume=True to "
         f"continue that run, or overwrite=True to start a new run in this file (or choose another checkpoint path)")
 
 

@@ -172,3 +172,29 @@ def test_nearest_train_distance_finds_copies_and_distances():
     assert i32.tolist() == [7, 3] and abs(float(d32[1]) - 0.1) < 1e-3
     with pytest.raises(ValueError, match="images of one size"):
         evaluate.nearest_train_distance(torch.rand(2, 1, 3, 3), train)
+
+
+def test_mislabelled_models_and_dtype_mismatches_are_refused(tmp_path):
+    from localdiff_lib import checkpoints, lab
+
+    x = torch.rand(2, 1, 8, 8)
+    local2 = models.LocalDenoiser(radius=2, channels=4, image_size=8)
+    with pytest.raises(InputError, match=r"models_by_radius\[5\] is a model of radius 2"):
+        evaluate.recovery_grid({5: local2}, None, x, [0.3])
+    with pytest.raises(InputError, match="global_model is a local model \\(radius 2\\)"):
+        evaluate.recovery_grid({2: local2}, local2, x, [0.3])
+    sur = info.surrogate_cmi_map(torch.rand(50, 1, 8, 8), [0.0, 0.5, 1.0], [1, 2], crop=7)
+    with pytest.raises(ValueError, match="global_model is a local model \\(radius 2\\)"):
+        lab.TransitionLab({2: local2}, local2, x, sur)
+    with pytest.raises(InputError, match="images of dtype torch.float64 given to a LocalDenoiser whose weights are "
+                                         "torch.float32; convert one of them"):
+        local2(x.double(), 0.5)
+    assert local2.double()(x.double(), 0.5).dtype == torch.float64
+    where = tmp_path / "mnist-local-c16"
+    where.mkdir()
+    (where / "record.json").write_text("{broken")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        checkpoints.record("mnist-local-c16", tmp_path)
+    (where / "record.json").write_text('{"sha256": "00"}')
+    with pytest.raises(ValueError, match="is not a checkpoint record"):
+        checkpoints.record("mnist-local-c16", tmp_path)
