@@ -36,7 +36,9 @@ def test_pair_has_not_drifted(md):
     outputs = [c for c in committed["cells"] if c["cell_type"] == "code" and c.get("outputs") and not course.is_checked(c)]
     assert not outputs, f"{ipynb.name} is committed with outputs; strip them (`python -m localdiff_lib.publish sync`)"
     # a cell tagged nbval-check-output carries the output that nbval compares a fresh run against
-    unchecked = [i for i, c in enumerate(committed["cells"]) if course.is_checked(c) and not c.get("outputs")]
+    # (and an execution count: nbval refuses a reference cell with outputs but no count as "unrun")
+    unchecked = [i for i, c in enumerate(committed["cells"])
+                 if course.is_checked(c) and not (c.get("outputs") and c.get("execution_count"))]
     assert not unchecked, (f"{ipynb.name}: cells {unchecked} are tagged {course.CHECK_TAG} but have no stored output; "
                            f"run `python -m localdiff_lib.publish sync --outputs {md.stem}`")
 
