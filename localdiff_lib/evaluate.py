@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from . import path
 from .checks import InputError, finite_numbers, images as check_images, integer, number, unit_times
 from .config import default_device
+from .models import check_global
 from .sampling import as_schedule, ode_solve, steps_for
 
 
@@ -159,9 +160,7 @@ def recovery_grid(models_by_radius: dict, global_model, images: torch.Tensor, T_
         rows.append(r)
         values.append(recovery_mse(models_by_radius[r], images, Ts, **kwargs))
     if global_model is not None:
-        if getattr(global_model, "radius", None) is not None:
-            raise InputError(f"global_model is a local model (radius {global_model.radius}); its row would be "
-                             "labelled 'global': pass a global denoiser, or put it in models_by_radius")
+        check_global(global_model)
         rows.append("global")
         values.append(recovery_mse(global_model, images, Ts, **kwargs))
     return RecoveryGrid(np.stack(values), rows, np.array(Ts))

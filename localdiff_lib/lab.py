@@ -31,7 +31,7 @@ from torch import nn
 from . import path
 from .checks import cmi_map_arrays, images as check_images, integer, time_window, unit_time, unit_times
 from .evaluate import recover, show_images
-from .models import count_macs, label
+from .models import check_global, count_macs, label
 from .sampling import HybridSchedule, sample, SolveRecord, steps_for
 
 __all__ = ["TransitionLab", "LabView", "LabWidget"]
@@ -145,9 +145,7 @@ class TransitionLab:
                                  f"model's receptive-field radius (a strictly local model)")
         if not isinstance(global_model, nn.Module) or not hasattr(global_model, "prediction"):
             raise ValueError(f"global_model must be a denoiser module with a `prediction`; got {type(global_model).__name__}")
-        if getattr(global_model, "radius", None) is not None:
-            raise ValueError(f"global_model is a local model (radius {global_model.radius}), shown as 'global' in the "
-                             "lab: pass a global denoiser (e.g. checkpoints.global_unet())")
+        check_global(global_model)
         check_images(x0, "x0", square=True)
         for name, v in (("steps_per_unit_time", steps_per_unit_time), ("n_samples", n_samples), ("sample_steps", sample_steps)):
             integer(v, name)

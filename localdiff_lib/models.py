@@ -38,6 +38,13 @@ skip_value_checks = checks.skip_value_checks
 PREDICTIONS = ("velocity", "noise", "x0")
 
 
+def check_global(model, name: str = "global_model") -> None:
+    """A model in a global slot is not a local one (a model with a ``radius`` would be shown as "global")."""
+    if getattr(model, "radius", None) is not None:
+        raise InputError(f"{name} is a local model (radius {model.radius}), shown as 'global': pass a global "
+                         "denoiser (e.g. checkpoints.global_unet()), or file it under its radius")
+
+
 def check_dtype(x: torch.Tensor, model: nn.Module) -> None:
     """The images have the model's floating-point dtype (a float64 batch into a float32 model is refused here, with
     what to do, instead of as torch's "mat1 and mat2 must have the same dtype")."""

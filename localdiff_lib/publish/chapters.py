@@ -102,14 +102,13 @@ def execute(md: Path, timeout: int = 900):
     from nbclient import NotebookClient
 
     nb = jupytext.read(md)
-    env = {"LOCALDIFF_BUDGET": os.environ.get("LOCALDIFF_BUDGET", "quick")}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    budget_set = "LOCALDIFF_BUDGET" in os.environ
+    os.environ.setdefault("LOCALDIFF_BUDGET", "quick")  # the kernel inherits it: stored outputs are the quick ones
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(md.parent)}}).execute()
     finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        if not budget_set:
+            del os.environ["LOCALDIFF_BUDGET"]
     return nb
 
 
