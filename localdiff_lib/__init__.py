@@ -6,6 +6,7 @@ Foundations
 - :mod:`localdiff_lib.config`      run budgets (``LOCALDIFF_BUDGET``), seeds, devices, the bf16 rule (Introduction)
 - :mod:`localdiff_lib.checks`      the boundary checks every public function uses (integers, times, windows, regions)
 - :mod:`localdiff_lib.stats`       Student-t quantiles, intervals across seeds, the ``Estimate`` they make
+- :mod:`localdiff_lib.prose`       ``glue``: the numbers a page's prose quotes, computed by the page (every chapter)
 - :mod:`localdiff_lib.path`        the path ``X_t = (1-t) X_0 + t Z``, its variance, and the one place where velocity,
                                    noise, clean-image and score predictions are converted (Notation; Diffusion and flow
                                    matching)
@@ -50,6 +51,7 @@ touches no network.
 """
 
 from .config import BUDGETS, budget, default_device, describe, pick, seed_everything
+from .prose import glue
 
 __version__ = "0.1.0"
-__all__ = ["BUDGETS", "budget", "default_device", "describe", "pick", "seed_everything", "__version__"]
+__all__ = ["BUDGETS", "budget", "default_device", "describe", "glue", "pick", "seed_everything", "__version__"]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import BUDGETS
-from . import chapters, lab_export, mathjax, status, student
+from . import chapters, lab_export, mathjax, numbers, status, student
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--check", action="store_true", help="only report stale student notebooks (exit 1 if any)")
     sub.add_parser("student-build", help="build _build/student/html, the book without solutions")
     sub.add_parser("status", help="print the chapter run times from the execution cache")
+    nm = sub.add_parser("numbers", help="list the numbers typed in prose (neither glued nor explained constants)")
+    nm.add_argument("pages", nargs="*", help="page .md files (default: every page of the book)")
     m = sub.add_parser("measure", help="execute every chapter and write the run times as JSON")
     m.add_argument("--out", type=Path, default=status.GPU_TIMES)
     m.add_argument("--budget", choices=BUDGETS)
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         print("student edition at", student.student_build().relative_to(root))
     elif args.cmd == "status":
         print(status.status_table(status.chapter_run_times(), status.gpu_run_times()))
+    elif args.cmd == "numbers":
+        typed = [t for md in (map(Path, args.pages) if args.pages else numbers.pages()) for t in numbers.typed_numbers(md)]
+        print("\n".join(map(str, typed)) or "no typed numbers")
+        return 1 if typed else 0
     elif args.cmd == "measure":
         status.measure(args.out, args.budget, only=args.only)
     elif args.cmd == "lab":
