@@ -343,13 +343,13 @@ def _ar1_params(rho, sigma) -> tuple[float, float]:
 
 
 def ar1_decay_factor(rho: float, t: float, sigma: float = 1.0) -> float:
-    """The factor ``lambda = rho (1 - K)`` by which the noisy chain's dependence shrinks per site of buffer.
+    """The factor ``lambda = rho (1 - G)`` by which the noisy chain's dependence shrinks per site of buffer.
 
     ``Y = (1-t) X + t Z`` is the chain ``X`` observed with noise of variance ``s^2 = t^2 / (1-t)^2`` (in units of
     ``X``). Conditioning on the buffer runs a Kalman filter through it; its steady-state predicted variance ``P``
     solves the Riccati fixed point ``P = rho^2 P s^2 / (P + s^2) + q`` with ``q = sigma^2 (1 - rho^2)``, the
-    gain is ``K = P / (P + s^2)``, and each buffer site multiplies the conditional covariance between the two
-    sides by ``rho (1 - K) = rho s^2 / (P + s^2)`` (this is also the MA root of the ARMA(1,1) form of ``Y``).
+    gain is ``G = P / (P + s^2)``, and each buffer site multiplies the conditional covariance between the two
+    sides by ``rho (1 - G) = rho s^2 / (P + s^2)`` (this is also the MA root of the ARMA(1,1) form of ``Y``).
     ``lambda = 0`` at ``t = 0`` (no noise: the chain is Markov) and ``lambda -> rho`` as ``t -> 1``.
     """
     t = unit_time(t)
