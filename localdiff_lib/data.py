@@ -297,6 +297,18 @@ def load_uint8(name: str, split: str = "train", download: bool | None = None) ->
     return got
 
 
+def import_arrays(name: str, split: str, images: np.ndarray, labels: np.ndarray) -> Path:
+    """Verify arrays brought from elsewhere (``python -m localdiff_lib.publish.gpu pack``) and store them as the
+    local cache of ``(name, split)``; returns the cache file. Arrays that fail the checks are refused."""
+    name, split = _check_name_split(name, split)
+    images, labels = np.asarray(images), np.asarray(labels)
+    verify(name, split, images, labels)
+    warning = _write_cache(name, split, images, labels.astype(np.int64))
+    if warning:
+        raise OSError(warning)
+    return _cache_file(name, split)
+
+
 def load_dataset(
     name: str, split: str = "train", *, device: str | torch.device | None = None, download: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,6 +61,8 @@ PAPER = {
     "15": "the paper's training epochs",
     "32": "GPU-hours of the paper's CMI grid",
     "300000": "training steps of each of the authors' MINE estimates",
+    "10": "the paper's fitted Markov length near the CMI peak, pixels",
+    "100": "the authors' MINE batch size",
 }
 _PAPER_MARK = re.compile(r"paper|hu2025local|author", re.I)
 # an approximate quantity is a measurement even when it is a small integer ("xi ~ 6 px")
@@ -70,10 +72,13 @@ _WORDS = r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|tw
 _RATIO_WORDS = re.compile(rf"factor of (?:about |roughly |nearly |almost )?(?:{_WORDS})\b|\b(?:{_WORDS}) times\b"
                           r"|orders? of magnitude", re.I)
 
-_NUMBER = re.compile(r"(?<![\w.\\])(\d[\d,]*(?:\.\d+)?)(?![\w])")
+# a number: digits with optional thousands separators and decimals ("60,000", "0.25"; "(1,2)" is two numbers)
+_NUMBER = re.compile(r"(?<![\w.\\])(\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?|\d+(?:\.\d+)?)(?![\w])")
+_SCRIPT = re.compile(r"[\^_]\{?-?$")      # an exponent or index in math: 2^{16}, 10^{-12}, x_{12}
 _GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)(?::[^`]*)?`")
 _STRIP = [
-    re.compile(r"^(```|~~~|:::).*?^\1\s*$", re.S | re.M),      # fenced code and directive fences: options below
+    re.compile(r"^(```|~~~)(?!\s*\{)[^\n]*\n.*?^\1\s*$", re.S | re.M),  # fenced code (a directive's body is prose)
+    re.compile(r"^(```|~~~|:::)\s*\{[\w:-]+\}", re.M),           # a directive's name (its title and body stay)
     re.compile(r"\{glue(?::\w+)?\}`[^`]*`"),                     # glued numbers
     re.compile(r"\{[\w:-]+\}`[^`]*`"),                            # other roles: cite, ref, doc, prf:ref, eq, numref
     re.compile(r"\]\([^)]*\)|<https?://[^>]*>|https?://\S+"),    # link targets and URLs
@@ -153,6 +158,27 @@ def glued_names(md: Path) -> tuple[set[str], set[str]]:
     return quoted, made
 
 
+def displayed_glues(md: Path) -> list[int]:
+    """Code cells (indices) whose last statement is a bare ``glue(...)`` call: Jupyter would display its return
+    value as the cell's output (glue returns the value so that ``x = ld.glue("x", ...)`` reads naturally)."""
+    nb = jupytext.read(md)
+    bad = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        src = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            body = ast.parse(src).body
+        except SyntaxError:
+            continue
+        last = body[-1] if body else None
+        if (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+                and getattr(last.value.func, "attr", getattr(last.value.func, "id", None)) == "glue"
+                and not cell.source.rstrip().endswith(";")):
+            bad.append(i)
+    return bad
+
+
 def typed_numbers(md: Path) -> list[TypedNumber]:
     """The numbers of a page's prose that break the rule (module docstring)."""
     md = Path(md)
@@ -173,6 +199,8 @@ def typed_numbers(md: Path) -> list[TypedNumber]:
         for m in _NUMBER.finditer(src):
             token = m.group(1).rstrip(",")
             value = _value(token)
+            if _SCRIPT.search(src[max(0, m.start() - 3):m.start()]):
+                continue
             approx = bool(_APPROX.search(src[max(0, m.start() - 12):m.start()]))
             if value is None or (value.is_integer() and 0 <= value <= 10 and "." not in token and not approx):
                 continue

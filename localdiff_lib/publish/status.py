@@ -104,7 +104,8 @@ def measure(out: Path, budget: str | None = None, root: Path = ROOT, only: list[
 def status_table(rows: list[dict], gpu: dict | None) -> str:
     """The status table as Markdown (the status page displays it)."""
     gpu_chapters = (gpu or {}).get("chapters", {})
-    lines = ["| chapter | quick, CI (s) | budget seen | full, GPU (s) |", "| --- | ---: | --- | ---: |"]
+    gpu_budget = (gpu or {}).get("budget") or "full"
+    lines = [f"| chapter | quick, CI (s) | budget seen | {gpu_budget}, GPU (s) |", "| --- | ---: | --- | ---: |"]
     for r in rows:
         quick = f"{r['seconds']:.1f}" if r["seconds"] is not None else "not run"
         g = gpu_chapters.get(r["chapter"])

@@ -227,3 +227,20 @@ def test_virtual_environments_are_not_part_of_the_book():
     assert not any(excluded(page) for page in ("book/beyond.md", "book/assignments/about.md", "references.bib"))
     ignored = (ROOT / ".gitignore").read_text().split()
     assert ".venv/" in ignored and "venv/" in ignored
+
+
+@needs_mnist
+def test_import_arrays_installs_only_verified_data(fresh, monkeypatch):
+    images, labels = data.load_uint8("mnist", "test", download=False)
+    (fresh / "mnist-test.pt").unlink()
+    with pytest.raises(ValueError):
+        data.import_arrays("mnist", "test", images[:-1], labels[:-1])     # a truncated copy is refused
+    altered = images.copy()
+    altered[0, 0, 0] ^= 1
+    with pytest.raises(ValueError):
+        data.import_arrays("mnist", "test", altered, labels)              # so is an altered one
+    assert not (fresh / "mnist-test.pt").exists()
+    assert data.import_arrays("mnist", "test", images, labels) == fresh / "mnist-test.pt"
+    monkeypatch.setattr(data, "_from_pureml", lambda *a: (_ for _ in ()).throw(FileNotFoundError("gone")))
+    again, again_labels = data.load_uint8("mnist", "test", download=False)  # now from the installed cache
+    assert np.array_equal(again, images) and np.array_equal(again_labels, labels)
