@@ -50,8 +50,9 @@ Colab. Submodules are imported by name (``from localdiff_lib import models``); i
 touches no network.
 """
 
-from .config import BUDGETS, budget, default_device, describe, pick, seed_everything
+from .config import BUDGETS, budget, default_device, describe, pick, seed_everything, smoke, trained
 from .prose import glue
 
 __version__ = "0.1.0"
-__all__ = ["BUDGETS", "budget", "default_device", "describe", "glue", "pick", "seed_everything", "__version__"]
+__all__ = ["BUDGETS", "budget", "default_device", "describe", "glue", "pick", "seed_everything", "smoke", "trained",
+           "__version__"]

@@ -4,6 +4,11 @@ The budget is chosen by the environment variable ``LOCALDIFF_BUDGET`` (``quick``
 ``full``). Without it the default is ``quick`` on a machine with no GPU and ``standard`` with one.
 Chapters never hard-code sizes: they ask :func:`pick` for the value that belongs to the current
 budget. See the introduction of the book ("Run budgets") for what each budget costs.
+
+``LOCALDIFF_SMOKE=1`` runs the *smoke form* of a budget (CI runs it for ``standard``): the budget's structure
+(grids, radii, data sizes, figure layouts, code paths) with the quick budget's iteration counts. A chapter says once,
+where it asks for a size, whether the size is an iteration count (``pick(..., iterations=True)``); checks that need
+trained or converged models ask :func:`trained` first and are skipped, with a printed line, in smoke mode.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .checks import integer
 
 BUDGETS = ("quick", "standard", "full")
 ENV_VAR = "LOCALDIFF_BUDGET"
+SMOKE_VAR = "LOCALDIFF_SMOKE"
 
 T = TypeVar("T")
 
@@ -37,9 +43,32 @@ def budget() -> str:
     return value
 
 
-def pick(*, quick: T, standard: T, full: T) -> T:
-    """Return the value for the current budget, e.g. ``pick(quick=300, standard=3000, full=20000)``."""
+def smoke() -> bool:
+    """Whether ``LOCALDIFF_SMOKE=1`` asks for the smoke form of the budget (module docstring)."""
+    value = os.environ.get(SMOKE_VAR, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{SMOKE_VAR}={value!r}: set it to 1 for the smoke form of the budget, 0 or unset otherwise")
+    return value == "1"
+
+
+def pick(*, quick: T, standard: T, full: T, iterations: bool = False) -> T:
+    """Return the value for the current budget, e.g. ``pick(quick=300, standard=3000, full=20000)``.
+
+    ``iterations=True`` says that the value is an amount of work (training or sampling steps, samples, Monte Carlo
+    draws), not a structural choice: in smoke mode such a value is the quick one."""
+    if iterations and smoke():
+        return quick
     return {"quick": quick, "standard": standard, "full": full}[budget()]
+
+
+def trained(check: str) -> bool:
+    """Whether a check that needs trained or converged models runs: ``False`` in smoke mode (iteration counts are
+    quick's, so the models are not what the budget's prose describes), after printing which check is skipped.
+    Use as ``if ld.trained("the local model beats the global one at t = 0.1"): assert ...``."""
+    if smoke() and budget() != "quick":
+        print(f"smoke mode: check skipped (needs the budget's trained models): {check}")
+        return False
+    return True
 
 
 def default_device() -> torch.device:
@@ -64,14 +93,14 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-_DESCRIBE = re.compile(r"budget=(?P<budget>\w+) device=(?P<device>.+?) torch=(?P<torch>\S+)")
+_DESCRIBE = re.compile(r"budget=(?P<budget>\w+)(?: \(smoke\))? device=(?P<device>.+?) torch=(?P<torch>\S+)")
 
 
 def describe() -> str:
     """One line naming the budget, device, and versions; chapters print it in their first cell."""
     dev = default_device()
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    return f"budget={budget()} device={name} torch={torch.__version__}"
+    return f"budget={budget()}{' (smoke)' if smoke() else ''} device={name} torch={torch.__version__}"
 
 
 def parse_describe(text: str) -> dict | None:

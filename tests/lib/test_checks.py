@@ -117,6 +117,24 @@ def test_budget_and_pick_follow_the_environment(monkeypatch):
         config.budget()
 
 
+def test_smoke_mode_caps_iteration_counts_only(monkeypatch, capsys):
+    monkeypatch.setenv(config.ENV_VAR, "standard")
+    monkeypatch.delenv(config.SMOKE_VAR, raising=False)
+    assert config.pick(quick=1, standard=2, full=3, iterations=True) == 2 and config.trained("x")
+    monkeypatch.setenv(config.SMOKE_VAR, "1")
+    assert config.pick(quick=[1], standard=[1, 2], full=[1, 2, 3]) == [1, 2]      # structure: the budget's
+    assert config.pick(quick=300, standard=3000, full=20000, iterations=True) == 300   # work: quick's
+    assert not config.trained("the local model beats the global one")
+    assert capsys.readouterr().out == ("smoke mode: check skipped (needs the budget's trained models): "
+                                       "the local model beats the global one\n")
+    assert "(smoke)" in config.describe() and config.parse_describe(config.describe())["budget"] == "standard"
+    monkeypatch.setenv(config.ENV_VAR, "quick")
+    assert config.trained("x")                      # the quick budget has nothing to cap
+    monkeypatch.setenv(config.SMOKE_VAR, "yes")
+    with pytest.raises(ValueError, match="LOCALDIFF_SMOKE='yes': set it to 1"):
+        config.smoke()
+
+
 def test_describe_line_is_read_back_by_its_own_parser(monkeypatch):
     monkeypatch.setenv(config.ENV_VAR, "standard")
     line = config.describe()
