@@ -23,7 +23,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def glue(name: str, value):
     """Store ``value`` (a number or a short string) under ``name`` for the page's prose; returns the value.
 
-    NumPy scalars become Python numbers, so that format specs such as ``:.3f`` apply in the text role.
+    NumPy scalars become Python numbers, so that format specs such as ``:.3f`` apply in the text role. A cell that
+    ends with a glue call ends it with ``;``, as Jupyter would otherwise print the returned value
+    (``tests/book/test_prose_numbers.py`` checks it).
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise InputError(f"glue: name {name!r} must be an identifier (letters, digits, underscores), e.g. 't_c'")

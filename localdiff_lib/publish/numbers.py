@@ -3,11 +3,11 @@
 A number in a page's Markdown (text, math, exercise boxes) passes when it is
 
 * glued: written as ``{glue:text}`name:fmt``` and computed by the page (:func:`localdiff_lib.prose.glue`);
-* a small integer (0 to 10): counts, exponents, the constants of formulas, unless it is approximate
-  ("about 6", ``\approx 6``); ratios in words ("a factor of two", "ten times", "an order of magnitude") are
-  typed numbers too;
+* a small integer (0 to 10): counts, exponents, the constants of formulas, unless it is an approximate quantity
+  ("about 6 px", "xi ~ 6"); ratios in words ("a factor of two", "ten times larger", "an order of
+  magnitude") are typed numbers too;
 * a parameter the page sets in its own code: a numeric literal of a code cell outside asserts and comparisons
-  (the reader sees it set; a threshold is not a parameter);
+  (the reader sees it set; a threshold is not a parameter), unless the prose calls it approximate;
 * on :data:`CONSTANTS` (the data's sizes, dates, identifiers), or a value the paper reports (:data:`PAPER`) in a
   paragraph that names the paper; each entry says why it is not computed.
 
@@ -41,6 +41,7 @@ CONSTANTS = {
     "2024": "a year of publication",
     "2025": "a year of publication",
     "2026": "a year of publication",
+    "90": "the quick budget's target: at most 90 s per chapter on 2 CPU cores",
 }
 
 # value -> where the paper reports it (../shared/paper-notes.md). Typed only near a mention of the paper or its
@@ -62,15 +63,18 @@ PAPER = {
     "32": "GPU-hours of the paper's CMI grid",
     "300000": "training steps of each of the authors' MINE estimates",
     "10": "the paper's fitted Markov length near the CMI peak, pixels",
+    "5": "the paper's fitted Markov length at t = 0.1-0.2, pixels",
     "100": "the authors' MINE batch size",
 }
 _PAPER_MARK = re.compile(r"paper|hu2025local|author", re.I)
 # an approximate quantity is a measurement even when it is a small integer ("xi ~ 6 px")
 _APPROX = re.compile(r"(≈|\\approx|\\sim|\\simeq|\babout|\broughly|\bnearly|\baround|\balmost)\s*\$?\s*$", re.I)
 # a ratio written in words is a measurement too ("a factor of about two", "twenty times better")
+_FORMULA = re.compile(r"\s*[/\\^_({\[]|[A-Za-z]")  # what follows a number inside a formula (2\xi, 2r, 1/k)
 _WORDS = r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand"
-_RATIO_WORDS = re.compile(rf"factor of (?:about |roughly |nearly |almost )?(?:{_WORDS})\b|\b(?:{_WORDS}) times\b"
-                          r"|orders? of magnitude", re.I)
+_COMPARE = r"(?:larger|smaller|higher|lower|better|worse|more|less|faster|slower|below|above|as|bigger|wider|narrower)"
+_RATIO_WORDS = re.compile(rf"factor of (?:about |roughly |nearly |almost )?(?:{_WORDS})\b"
+                          rf"|\b(?:{_WORDS}) times {_COMPARE}\b|orders? of magnitude", re.I)
 
 # a number: digits with optional thousands separators and decimals ("60,000", "0.25"; "(1,2)" is two numbers)
 _NUMBER = re.compile(r"(?<![\w.\\])(\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?|\d+(?:\.\d+)?)(?![\w])")
@@ -201,10 +205,12 @@ def typed_numbers(md: Path) -> list[TypedNumber]:
             value = _value(token)
             if _SCRIPT.search(src[max(0, m.start() - 3):m.start()]):
                 continue
-            approx = bool(_APPROX.search(src[max(0, m.start() - 12):m.start()]))
+            # approximate, and not a constant of a formula (r ~ 2 xi log ..., g(t) ~ 1) or a plain 0 / 1
+            approx = (bool(_APPROX.search(src[max(0, m.start() - 12):m.start()]))
+                      and not _FORMULA.match(src[m.end():m.end() + 4]) and token not in ("0", "1"))
             if value is None or (value.is_integer() and 0 <= value <= 10 and "." not in token and not approx):
                 continue
-            if _canonical(token) in CONSTANTS or value in params:
+            if _canonical(token) in CONSTANTS or (value in params and not approx):   # "about 6" is a measurement
                 continue
             if _canonical(token) in PAPER and _PAPER_MARK.search(_paragraph(cell.source, src, m.start())):
                 continue
