@@ -6,9 +6,10 @@ Chapters never hard-code sizes: they ask :func:`pick` for the value that belongs
 budget. See the introduction of the book ("Run budgets") for what each budget costs.
 
 ``LOCALDIFF_SMOKE=1`` runs the *smoke form* of a budget (CI runs it for ``standard``): the budget's structure
-(grids, radii, data sizes, figure layouts, code paths) with the quick budget's iteration counts. A chapter says once,
-where it asks for a size, whether the size is an iteration count (``pick(..., iterations=True)``); checks that need
-trained or converged models ask :func:`trained` first and are skipped, with a printed line, in smoke mode.
+(grids, radii, figure layouts, code paths) with the quick budget's amounts of work. A chapter says once, where it
+asks for a size, whether the size only sets how much work is done (``pick(..., work=True)``: training or sampling
+steps, samples, Monte Carlo draws, widths of trained networks); checks that need trained or converged models ask
+:func:`trained` first and are skipped, with a printed line, in smoke mode.
 """
 
 from __future__ import annotations
@@ -51,18 +52,18 @@ def smoke() -> bool:
     return value == "1"
 
 
-def pick(*, quick: T, standard: T, full: T, iterations: bool = False) -> T:
+def pick(*, quick: T, standard: T, full: T, work: bool = False) -> T:
     """Return the value for the current budget, e.g. ``pick(quick=300, standard=3000, full=20000)``.
 
-    ``iterations=True`` says that the value is an amount of work (training or sampling steps, samples, Monte Carlo
-    draws), not a structural choice: in smoke mode such a value is the quick one."""
-    if iterations and smoke():
+    ``work=True`` says that the value only sets how much work is done (training or sampling steps, samples, Monte
+    Carlo draws, widths of trained networks), not what the page shows: in smoke mode such a value is the quick one."""
+    if work and smoke():
         return quick
     return {"quick": quick, "standard": standard, "full": full}[budget()]
 
 
 def trained(check: str) -> bool:
-    """Whether a check that needs trained or converged models runs: ``False`` in smoke mode (iteration counts are
+    """Whether a check that needs trained or converged models runs: ``False`` in smoke mode (amounts of work are
     quick's, so the models are not what the budget's prose describes), after printing which check is skipped.
     Use as ``if ld.trained("the local model beats the global one at t = 0.1"): assert ...``."""
     if smoke() and budget() != "quick":
