@@ -120,10 +120,10 @@ def test_budget_and_pick_follow_the_environment(monkeypatch):
 def test_smoke_mode_caps_iteration_counts_only(monkeypatch, capsys):
     monkeypatch.setenv(config.ENV_VAR, "standard")
     monkeypatch.delenv(config.SMOKE_VAR, raising=False)
-    assert config.pick(quick=1, standard=2, full=3, iterations=True) == 2 and config.trained("x")
+    assert config.pick(quick=1, standard=2, full=3, work=True) == 2 and config.trained("x")
     monkeypatch.setenv(config.SMOKE_VAR, "1")
     assert config.pick(quick=[1], standard=[1, 2], full=[1, 2, 3]) == [1, 2]      # structure: the budget's
-    assert config.pick(quick=300, standard=3000, full=20000, iterations=True) == 300   # work: quick's
+    assert config.pick(quick=300, standard=3000, full=20000, work=True) == 300   # work: quick's
     assert not config.trained("the local model beats the global one")
     assert capsys.readouterr().out == ("smoke mode: check skipped (needs the budget's trained models): "
                                        "the local model beats the global one\n")
