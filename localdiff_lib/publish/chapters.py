@@ -12,10 +12,10 @@ import os
 import re
 from pathlib import Path
 
-import jupytext
 import yaml  # PyYAML comes with jupyter-book
-from myst_nb.core.read import read_myst_markdown_notebook
-from myst_parser.config.main import MdParserConfig
+
+# jupytext and MyST-NB are imported where they are used: the chapter list alone (chapters, is_notebook) must work on
+# a machine without Jupyter (the prepared GPU run, localdiff_lib.publish.gpu).
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: localdiff_lib/publish/ -> the repository root
 INSTALL_MARK = "# Colab only:"
@@ -75,6 +75,9 @@ def is_notebook(md: Path) -> bool:
 
 def read_chapter(md: Path):
     """Read a MyST chapter exactly as the book build (MyST-NB) does, so that execution-cache hashes agree."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_parser.config.main import MdParserConfig
+
     return read_myst_markdown_notebook(md.read_text(), MdParserConfig(), add_source_map=True, path=md)
 
 
@@ -99,6 +102,7 @@ def _source(cell) -> str:
 def execute(md: Path, timeout: int = 900):
     """Execute a chapter in the current environment (the quick budget unless ``LOCALDIFF_BUDGET`` says otherwise),
     with its folder as working directory, and return the executed notebook."""
+    import jupytext
     from nbclient import NotebookClient
 
     nb = jupytext.read(md)
@@ -121,6 +125,8 @@ def sync(root: Path = ROOT, only: list[str | Path] | None = None, outputs: bool 
     (:func:`execute`) and stores the marked cells' outputs anew (after a deliberate change of what they print).
     ``only``: the chapters to sync (paths of ``.md`` files, or their stems), instead of every chapter.
     """
+    import jupytext
+
     cell = install_cell_source(root)
     pages = list(filter(is_notebook, chapters(root)))
     if only is not None:

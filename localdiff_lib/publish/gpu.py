@@ -39,8 +39,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 CARRY = ROOT / ".gpu_carry"
 DATA_FILE = "data.npz"
@@ -50,24 +48,11 @@ _MAGIC = re.compile(r"^(\s*)[%!].*$", re.M)
 
 
 def notebook_pages(root: Path = ROOT) -> list[Path]:
-    """The executable pages of ``_toc.yml`` in order (a page is executable when its front matter names a kernel).
+    """The executable pages of ``_toc.yml`` in order (``chapters.chapters`` and ``chapters.is_notebook``, which need
+    no Jupyter)."""
+    from .chapters import chapters, is_notebook
 
-    The same rule as :func:`localdiff_lib.publish.chapters.chapters` and ``is_notebook``, kept free of Jupyter
-    imports so that it runs on the GPU machine."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.append(e["file"])
-            walk(e.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    pages = [root / f"{f}.md" for f in files]
-    return [p for p in pages if p.exists() and "kernelspec:" in p.read_text().split("\n---", 1)[0]]
+    return [md for md in chapters(root) if is_notebook(md)]
 
 
 def script_of(md: Path) -> str:
