@@ -456,6 +456,9 @@ def test_built_student_html_contains_no_solution_text():
 
 
 def _strip_blocks(text: str) -> str:
+    # solution_blocks drops option lines (":class:", a code cell's ":tags:") from a body: drop them here too, so that
+    # a solution holding a hidden code cell is still found in, and removed from, the page's text
+    text = "\n".join(line for line in text.split("\n") if not re.match(r"^:\w[\w-]*:", line))
     for _, body in edition.solution_blocks(text):
         text = text.replace(body, " ")
     return text
