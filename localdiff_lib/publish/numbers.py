@@ -1,6 +1,6 @@
 """The book's rule for numbers in prose: computed and glued, or a constant on the explained list below.
 
-A number in a page's Markdown (text, math, exercise boxes) passes when it is
+A number in a page's Markdown (text, math, exercise and solution boxes) passes when it is
 
 * glued: written as ``{glue:text}`name:fmt``` and computed by the page (:func:`localdiff_lib.prose.glue`);
 * a small integer (0 to 10): counts, exponents, the constants of formulas, unless it is an approximate quantity
@@ -69,8 +69,8 @@ PAPER = {
 _PAPER_MARK = re.compile(r"paper|hu2025local|author", re.I)
 # an approximate quantity is a measurement even when it is a small integer ("xi ~ 6 px")
 _APPROX = re.compile(r"(≈|\\approx|\\sim|\\simeq|\babout|\broughly|\bnearly|\baround|\balmost)\s*\$?\s*$", re.I)
-# a ratio written in words is a measurement too ("a factor of about two", "twenty times better")
 _FORMULA = re.compile(r"\s*[/\\^_({\[]|[A-Za-z]")  # what follows a number inside a formula (2\xi, 2r, 1/k)
+# a ratio written in words is a measurement too ("a factor of about two", "twenty times better")
 _WORDS = r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand"
 _COMPARE = r"(?:larger|smaller|higher|lower|better|worse|more|less|faster|slower|below|above|as|bigger|wider|narrower)"
 _RATIO_WORDS = re.compile(rf"factor of (?:about |roughly |nearly |almost )?(?:{_WORDS})\b"
