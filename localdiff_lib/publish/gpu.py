@@ -81,7 +81,7 @@ def pack(dest: Path = CARRY) -> Path:
             try:
                 images, labels = data.load_uint8(name, split, download=False)
             except data.DataUnavailableError as e:
-                notes.append(f"{name} {split}: not packed ({e.note() if hasattr(e, 'note') else e})")
+                notes.append(f"{name} {split}: not packed. {e.note()}")
                 continue
             arrays[f"{name}__{split}__images"], arrays[f"{name}__{split}__labels"] = images, labels
     np.savez_compressed(dest / DATA_FILE, **arrays)
@@ -105,7 +105,8 @@ def _git_commit(root: Path) -> str:
 
 
 def _unpack_data(cache: Path, log) -> list[str]:
-    """Verify the carried arrays and install them as the data module's cache (``LOCALDIFF_DATA``)."""
+    """Verify the carried arrays and install them as the data module's cache: sets ``LOCALDIFF_DATA`` in this process,
+    so that every chapter run after it inherits it. Without a carry folder the machine's own data are used."""
     import numpy as np
 
     from .. import data
@@ -168,10 +169,9 @@ def run(out: Path, minutes: float = 9.0, budget: str = "standard", dry_run: bool
     except OSError:
         summary["nvidia_smi"] = None
     log(f"environment: {summary['describe']}; commit {summary['commit']}")
+    summary["data"] = _unpack_data(out.parent / f".{out.name}-data-cache", log)  # sets LOCALDIFF_DATA first
     env = dict(os.environ, LOCALDIFF_BUDGET=budget, MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    summary["data"] = _unpack_data(out.parent / f".{out.name}-data-cache", log) if CARRY.exists() else []
-    env.update({k: v for k, v in os.environ.items() if k == "LOCALDIFF_DATA"})
 
     def save():
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -105,8 +105,8 @@ class TypedNumber:
 
 
 def _canonical(token: str) -> str:
-    t = token.replace(",", "")
-    return t
+    """The token without thousands separators ("60,000" -> "60000"), as CONSTANTS and PAPER spell values."""
+    return token.replace(",", "")
 
 
 def _value(token: str) -> float | None:
