@@ -44,7 +44,14 @@ __all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "load", 
 
 HELD_OUT = 2000
 
+#: the resumable training state in a checkpoint's directory (git-ignored; see :func:`train`)
+WORK_FILE = "train-state.pt"
+
 _LOCAL_RADII = (1, 2, 3, 4, 5, 6)
+_FAMILY_RADII = (1, 2, 3, 4, 6, 8)
+#: training until convergence: 1000, 2000, 4000, ... steps, stopped when a doubling improves every model's
+#: held-out loss by less than 1 % (chapter "Local versus global denoisers")
+_DOUBLING = dict(first=1000, max=32000, tol=0.01)
 
 
 def _local_set(dataset: str) -> dict:
@@ -65,6 +72,26 @@ def _global(dataset: str) -> dict:
     )
 
 
+def _family(dataset: str, depth: int | None) -> dict:
+    what = ("strictly local velocity models, radius r = 1, 2, 3, 4, 6, 8 (r - 1 residual blocks)" if depth is None else
+            f"strictly local velocity models, radius r = 1, 2, 3, 4, 6, 8, all with {depth} residual blocks (3x3 "
+            "convolutions for the window, 1x1 for the rest): only the window changes with r")
+    extra = {} if depth is None else dict(depth=depth)
+    return dict(
+        dataset=dataset,
+        models={f"r={r}": ["LocalDenoiser", dict(radius=r, channels=16, **extra)] for r in _FAMILY_RADII},
+        fit=dict(batch_size=64, lr=2e-3, warmup=100, ema=0.999, seed=0),
+        doubling=_DOUBLING,
+        note=what + ", trained together until the held-out loss converges",
+    )
+
+
+def _global_converged(dataset: str) -> dict:
+    return dict(_global(dataset), fit=dict(batch_size=64, lr=2e-3, warmup=100, ema=0.999, seed=0), doubling=_DOUBLING,
+                note="the library's small U-Net (receptive field: the whole image), trained until the held-out loss "
+                     "converges")
+
+
 #: name -> recipe: the data set (all of its training split), the models (class, constructor config) and the
 #: arguments of :func:`localdiff_lib.train.fit`. Sized for two CPU cores (minutes, not hours).
 RECIPES: dict[str, dict] = {
@@ -72,6 +99,10 @@ RECIPES: dict[str, dict] = {
     "mnist-global-small": _global("mnist"),
     "fashion-mnist-local-c16": _local_set("fashion-mnist"),
     "fashion-mnist-global-small": _global("fashion-mnist"),
+    # converged models (issue "local versus global, settled"): doubling steps until the held-out loss stops moving
+    "mnist-local-family": _family("mnist", None),
+    "mnist-local-fixed-depth": _family("mnist", 7),
+    "mnist-global-unet": _global_converged("mnist"),
 }
 
 
@@ -215,12 +246,35 @@ def _git_commit() -> str | None:
         return None
 
 
+def schedule(recipe: dict) -> list[int]:
+    """The step counts at which a recipe's held-out loss is measured: ``fit.steps`` alone, or, for a recipe with
+    ``doubling=dict(first=N0, max=N1, tol=...)``, ``N0, 2 N0, 4 N0, ...`` up to ``N1``."""
+    d = recipe.get("doubling")
+    if d is None:
+        return [recipe["fit"]["steps"]]
+    out = [d["first"]]
+    while out[-1] * 2 <= d["max"]:
+        out.append(out[-1] * 2)
+    return out
+
+
+def converged(curve: list[float], tol: float) -> bool:
+    """Whether the last doubling of training steps improved a held-out loss by less than ``tol`` (relative)."""
+    return len(curve) >= 2 and curve[-2] - curve[-1] < tol * curve[-2]
+
+
 def train(name: str, directory: str | Path | None = None, device: str | torch.device | None = None,
-          threads: int | None = None) -> dict:
+          threads: int | None = None, until: int | None = None) -> dict:
     """Train recipe ``name`` and write ``model.pt``, ``record.json`` and ``train.log`` to ``directory/NAME``.
 
     ``directory`` defaults to the shipped location (what the maintainers run before committing a checkpoint).
-    Returns the record.
+    A recipe with ``doubling`` trains ``N0, 2 N0, ...`` steps (:func:`schedule`) and stops at the first doubling
+    that improves every model's held-out loss by less than ``doubling.tol``, or at ``doubling.max``; the
+    directory is rewritten after every doubling (the record says which models converged and whether the run is
+    ``complete``). The training state (weights, optimizer, EMA, losses, random state) is saved beside them as
+    :data:`WORK_FILE` (git-ignored, never shipped) as it goes: the same command continues an interrupted run
+    (delete the file to start again), and ``until=N`` stops after the doubling that reaches ``N`` steps (to share a
+    machine between recipes; run again to go on). Returns the record.
     """
     recipe = _check_name(name)
     out = (Path(directory) if directory is not None else shipped_dir()) / name
@@ -229,33 +283,72 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
         torch.set_num_threads(threads)
     dev = torch.device(device) if device is not None else default_device()
     images, _ = load_dataset(recipe["dataset"], "train")
-    seed_everything(recipe["fit"].get("seed", 0))  # the initial weights too: the same command gives the same file
-    models = [build_model(cls, cfg).to(dev) for cls, cfg in recipe["models"].values()]
-    t0 = time.perf_counter()
-    hist = fit(models, images, device=dev, held_out=_held_out_images(recipe["dataset"]), progress=False, **recipe["fit"])
-    seconds = time.perf_counter() - t0
+    held = _held_out_images(recipe["dataset"])
+    keys = list(recipe["models"])
+    fit_args = {k: v for k, v in recipe["fit"].items() if k != "steps"}
+    tol = (recipe.get("doubling") or {}).get("tol")
+    work = out / WORK_FILE
+    side = work.with_suffix(".json")  # held-out curve and seconds so far, beside the training state
+    state = json.loads(side.read_text()) if work.exists() and side.exists() else dict(steps=[], curve={}, seconds=0.0)
+    if not work.exists() and side.exists():
+        side.unlink()
+    rec = None
+    for n_steps in schedule(recipe):
+        if until is not None and n_steps > until:
+            break
+        if n_steps in state["steps"]:
+            continue
+        # --- train to n_steps (resuming the saved state) and measure every model's held-out loss
+        seed_everything(recipe["fit"].get("seed", 0))  # the initial weights too: the same command gives the same file
+        models = [build_model(cls, cfg).to(dev) for cls, cfg in recipe["models"].values()]
+        t0 = time.perf_counter()
+        hist = fit(models, images, steps=n_steps, device=dev, held_out=held, progress=False, checkpoint=work,
+                   resume=True, **fit_args)
+        state["seconds"] += time.perf_counter() - t0
+        state["steps"].append(n_steps)
+        for k, v in zip(keys, hist.held_out):
+            state["curve"].setdefault(k, []).append(float(v))
+        side.write_text(json.dumps(state))
+        # --- write the directory: EMA weights, training log, record
+        rec = _write(name, recipe, out, models, hist, state, dev, threads)
+        if rec["complete"]:
+            work.unlink()
+            side.unlink()
+            break
+    if rec is None:
+        rec = record(name, directory)
+    return rec
+
+
+def _write(name, recipe, out, models, hist, state, dev, threads) -> dict:
+    keys = list(recipe["models"])
     for m in models:
         m.to("cpu").to(memory_format=torch.contiguous_format)
     save_checkpoint(out / "model.pt", [m.cpu() for m in models], config=dict(name=name, recipe=recipe))
     losses = hist.losses.reshape(hist.losses.shape[0], -1)
-    keys = list(recipe["models"])
     lines = [f"# {name}: training loss (velocity MSE) of each model, mean over the last 100 steps",
              "step " + " ".join(keys)]
     for s in range(100, losses.shape[0] + 1, 100):
         lines.append(f"{s} " + " ".join(f"{v:.5f}" for v in losses[s - 100:s].mean(0)))
     (out / "train.log").write_text("\n".join(lines) + "\n")
+    plan = schedule(recipe)
+    tol = (recipe.get("doubling") or {}).get("tol")
+    done = {k: converged(c, tol) for k, c in state["curve"].items()} if tol is not None else None
     rec = dict(
         name=name,
         recipe=recipe,
         command=f"python -m localdiff_lib.checkpoints train {name}" + (f" --threads {threads}" if threads else ""),
         held_out=dict(metric=f"train.held_out_loss on the first {HELD_OUT} {recipe['dataset']} test images (seed 1234)",
-                      values=dict(zip(keys, [float(v) for v in hist.held_out]))),
+                      values={k: c[-1] for k, c in state["curve"].items()}),
         steps=int(hist.steps),
-        seconds=round(seconds, 1),
+        complete=int(hist.steps) == plan[-1] or (done is not None and all(done.values())),
+        seconds=round(state["seconds"], 1),
         **provenance(dev),
         sha256=sha256(out / "model.pt"),
         size_bytes=(out / "model.pt").stat().st_size,
     )
+    if tol is not None:
+        rec["held_out_curve"] = dict(steps=state["steps"], values=state["curve"], tol=tol, converged=done)
     (out / "record.json").write_text(json.dumps(rec, indent=2) + "\n")
     return rec
 
@@ -286,14 +379,17 @@ def main(argv=None) -> int:
     p.add_argument("--dir", default=None, help="output directory (default: the shipped location)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument("--until", type=int, default=None,
+                   help="stop after the doubling that reaches this many steps (run the command again to go on)")
     sub.add_parser("list", help="list recipes and whether each is shipped")
     c = sub.add_parser("check", help="reload each shipped checkpoint and recompute its held-out metric")
     c.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     if args.cmd == "train":
         for n in args.names:
-            rec = train(n, args.dir, args.device, args.threads)
-            print(f"{n}: {rec['seconds']:.0f} s, held-out {rec['held_out']['values']}, sha256 {rec['sha256'][:16]}...")
+            rec = train(n, args.dir, args.device, args.threads, args.until)
+            print(f"{n}: {rec['steps']} steps, {rec['seconds']:.0f} s, {'complete' if rec['complete'] else 'to be continued'}, "
+                  f"held-out {rec['held_out']['values']}, sha256 {rec['sha256'][:16]}...", flush=True)
     elif args.cmd == "list":
         have = set(available())
         for n, r in RECIPES.items():

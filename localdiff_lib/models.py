@@ -146,12 +146,13 @@ class _Denoiser(nn.Module):
 
 
 class LocalBlock(nn.Module):
-    """``h + conv3x3(SiLU(FiLM(h, t)))``: widens the receptive field by exactly one pixel."""
+    """``h + conv(SiLU(FiLM(h, t)))``: a 3x3 convolution widens the receptive field by exactly one pixel, a 1x1
+    convolution (``kernel=1``) by none."""
 
-    def __init__(self, channels: int, emb_dim: int):
+    def __init__(self, channels: int, emb_dim: int, kernel: int = 3):
         super().__init__()
         self.film = FiLM(emb_dim, channels)
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
 
     def forward(self, h, emb):
         return h + self.conv(F.silu(self.film(h, emb)))
@@ -166,6 +167,11 @@ class LocalDenoiser(_Denoiser):
     padding, no pooling, no normalisation; ``t`` enters by FiLM. Cost per image is about
     ``H W (9 C^2 (r-1) + 2 C^2)`` multiply-adds for ``C = channels``.
 
+    ``depth`` (default ``r - 1``) fixes the number of residual blocks whatever the radius: the first ``r - 1``
+    have 3x3 convolutions, the other ``depth - r + 1`` have 1x1 convolutions (radius +0). A family with one
+    ``depth`` and one width differs only in its window, so it measures the effect of the window alone
+    (chapter "Local versus global denoisers").
+
     ``image_size`` only bounds the radius (``1 <= r <= image_size - 1``: a larger window sees nothing
     more); the network itself accepts any ``H x W``. Chapter "Locality and receptive fields".
     """
@@ -177,6 +183,7 @@ class LocalDenoiser(_Denoiser):
         emb_dim: int = 64,
         prediction: str = "velocity",
         image_size: int = 28,
+        depth: int | None = None,
     ):
         super().__init__()
         radius = integer(radius, "radius (the receptive-field radius in pixels)")
@@ -187,12 +194,21 @@ class LocalDenoiser(_Denoiser):
                 f"radius {image_size - 1} already lets every pixel see the whole image; use 1 <= radius <= {image_size - 1}"
             )
         channels = integer(channels, "channels")
+        if depth is not None:
+            depth = integer(depth, "depth (the number of residual blocks)", minimum=0)
+            if depth < radius - 1:
+                raise ValueError(f"depth {depth} is too small for radius {radius}: a radius-{radius} window needs "
+                                 f"{radius - 1} residual blocks of 3x3 convolutions; use depth >= {radius - 1}, or "
+                                 "depth=None for exactly radius - 1")
         self.radius = radius
         self.prediction = check_prediction(prediction)
         self._config = dict(radius=radius, channels=channels, emb_dim=emb_dim, prediction=prediction, image_size=image_size)
+        if depth is not None:  # the records of models without it stay as they were
+            self._config["depth"] = depth
         self.time = TimeEmbedding(emb_dim)
         self.conv_in = nn.Conv2d(1, channels, 3, padding=1)
-        self.blocks = nn.ModuleList(LocalBlock(channels, emb_dim) for _ in range(radius - 1))
+        kernels = [3] * (radius - 1) + [1] * ((depth if depth is not None else radius - 1) - (radius - 1))
+        self.blocks = nn.ModuleList(LocalBlock(channels, emb_dim, k) for k in kernels)
         self.film_out = FiLM(emb_dim, channels)
         self.head = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.SiLU(), nn.Conv2d(channels, 1, 1))
 

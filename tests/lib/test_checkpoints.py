@@ -14,12 +14,15 @@ from localdiff_lib import checkpoints, data, models
 SHIPPED = checkpoints.available()
 
 
+#: the checkpoints the chapters load (the others are shipped when their training run is done)
+USED = {f"{d}-{k}" for d in ("mnist", "fashion-mnist") for k in ("local-c16", "global-small")}
+
+
 def test_the_shipped_set_is_complete_and_small():
-    # every recipe is shipped, a few MB in all
-    assert set(SHIPPED) == set(checkpoints.RECIPES), SHIPPED
-    assert set(SHIPPED) <= set(checkpoints.RECIPES)
+    # what the chapters use is shipped, everything shipped is a recipe, all together at most 25 MB
+    assert USED <= set(SHIPPED) <= set(checkpoints.RECIPES), SHIPPED
     total = sum((checkpoints.shipped_dir() / n / "model.pt").stat().st_size for n in SHIPPED)
-    assert total < 6e6, total
+    assert total < 25e6, total
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -32,7 +35,13 @@ def test_shipped_checkpoint_reproduces_its_record(name, one_thread):
     assert rec["sha256"] == checkpoints.sha256(d / "model.pt") and rec["size_bytes"] == (d / "model.pt").stat().st_size
     log = (d / "train.log").read_text().splitlines()
     assert log[1].split()[1:] == list(rec["recipe"]["models"])
-    assert len(log) - 2 == rec["steps"] // 100 == rec["recipe"]["fit"]["steps"] // 100
+    assert len(log) - 2 == rec["steps"] // 100 and rec["steps"] in checkpoints.schedule(rec["recipe"])
+    if "doubling" in rec["recipe"]:  # the held-out curve ends at the shipped weights; `complete` follows the rule
+        c = rec["held_out_curve"]
+        assert c["steps"] == checkpoints.schedule(rec["recipe"])[:len(c["steps"])] and c["steps"][-1] == rec["steps"]
+        assert {k: v[-1] for k, v in c["values"].items()} == rec["held_out"]["values"]
+        assert c["converged"] == {k: checkpoints.converged(v, c["tol"]) for k, v in c["values"].items()}
+        assert rec["complete"] == (all(c["converged"].values()) or rec["steps"] == checkpoints.schedule(rec["recipe"])[-1])
     # the weights load with weights_only=True (inside train.load_checkpoint), and the held-out metric is reproduced
     blob = torch.load(d / "model.pt", weights_only=True)
     assert blob["optimizer"] is None  # weights only: no optimizer state shipped
@@ -100,3 +109,34 @@ def test_errors_name_the_fix(tmp_path):
         checkpoints.load("mnist-local-c99")
     with pytest.raises(FileNotFoundError, match="python -m localdiff_lib.checkpoints train"):
         checkpoints.record("mnist-local-c16", tmp_path)
+
+
+def test_doubling_recipe_stops_when_converged_and_resumes(tmp_path, monkeypatch, one_thread):
+    # a recipe with `doubling` measures the held-out loss at 40, 80, 160 steps; `until` stops between doublings and
+    # the same command goes on from the saved state, giving the weights of an uninterrupted run
+    recipe = dict(dataset="mnist", note="test", models={"r=1": ["LocalDenoiser", dict(radius=1, channels=4, depth=2)]},
+                  fit=dict(batch_size=16, lr=2e-3, warmup=10, seed=0), doubling=dict(first=40, max=160, tol=0.0))
+    monkeypatch.setitem(checkpoints.RECIPES, "tiny", recipe)
+    monkeypatch.setattr(checkpoints, "HELD_OUT", 64)
+    assert checkpoints.schedule(recipe) == [40, 80, 160]
+    part = checkpoints.train("tiny", tmp_path / "a", until=80)
+    assert part["steps"] == 80 and not part["complete"] and part["held_out_curve"]["steps"] == [40, 80]
+    assert (tmp_path / "a" / "tiny" / checkpoints.WORK_FILE).exists()
+    done = checkpoints.train("tiny", tmp_path / "a")
+    whole = checkpoints.train("tiny", tmp_path / "b")
+    assert done["complete"] and done["steps"] == 160 and done["held_out_curve"]["steps"] == [40, 80, 160]
+    assert done["held_out_curve"]["values"] == whole["held_out_curve"]["values"]
+    assert done["sha256"] == whole["sha256"]
+    assert not (tmp_path / "a" / "tiny" / checkpoints.WORK_FILE).exists()  # the training state goes when complete
+    c = done["held_out_curve"]
+    assert c["converged"]["r=1"] == checkpoints.converged(c["values"]["r=1"], 0.0)
+    # a tolerance that any doubling meets stops after the second measurement
+    monkeypatch.setitem(checkpoints.RECIPES, "tiny", dict(recipe, doubling=dict(first=40, max=160, tol=10.0)))
+    early = checkpoints.train("tiny", tmp_path / "c")
+    assert early["complete"] and early["steps"] == 80 and early["held_out_curve"]["converged"] == {"r=1": True}
+
+
+def test_converged_is_the_last_doubling_rule():
+    assert checkpoints.converged([1.0, 0.995], 0.01) and not checkpoints.converged([1.0, 0.98], 0.01)
+    assert not checkpoints.converged([1.0], 0.01)  # one measurement says nothing about convergence
+

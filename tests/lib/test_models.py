@@ -191,3 +191,14 @@ def test_build_model_round_trip():
         assert {k: v.shape for k, v in m2.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
     with pytest.raises(ValueError, match="unknown model class"):
         models.build_model("Transformer", {})
+
+
+@pytest.mark.parametrize("r", [1, 3, 5])
+def test_fixed_depth_local_denoiser_keeps_its_window(r):
+    # depth 5 whatever r: 3x3 blocks make the window, 1x1 blocks add depth and nothing to the footprint
+    model = LocalDenoiser(radius=r, channels=4, depth=5)
+    assert len(model.blocks) == 5
+    mask = gradient_footprint(model, (14, 14), image_size=28, t=0.3)
+    assert torch.equal(mask, window(28, (14, 14), r)) and footprint_radius(mask, (14, 14)) == r
+    with pytest.raises(ValueError, match="depth >= 4"):
+        LocalDenoiser(radius=5, channels=4, depth=2)
