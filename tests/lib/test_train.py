@@ -81,9 +81,15 @@ def test_ema_weights_are_an_average():
     raw = _local()
     fit(raw, x, steps=3, batch_size=16, progress=False)
     fit(model, x, steps=3, batch_size=16, ema=0.5, progress=False)
-    # after 3 steps with decay 0.5 the EMA is 1/8 w0 + 1/8 w1 + 1/4 w2 + 1/2 w3: between w0 and the raw w3
+    # after 3 steps the EMA (decays 0.1, 2/11, 0.25: the warm-up) averages w0..w3: between w0 and the raw w3
     d_ema, d_raw = (model.conv_in.weight - w0).norm(), (raw.conv_in.weight - w0).norm()
     assert 0 < d_ema < d_raw
+    # exactly: after one update the decay is min(ema, 1/10), so the EMA is 0.1 w0 + 0.9 w1 (not 0.999 w0)
+    one_raw, one_ema = _local(), _local()
+    fit(one_raw, x, steps=1, batch_size=16, progress=False)
+    fit(one_ema, x, steps=1, batch_size=16, ema=0.999, progress=False)
+    for p0, p1, pe in zip(_local().parameters(), one_raw.parameters(), one_ema.parameters()):
+        torch.testing.assert_close(pe, 0.1 * p0 + 0.9 * p1)
 
 
 def test_several_models_train_as_if_alone():
