@@ -308,6 +308,7 @@ def image_cmi_map(
     unit_range: bool = True,
     fixed_noise: bool = False,
     eval_on_train: bool = False,
+    early_stopping: bool = True,
     level: float = 0.95,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -331,9 +332,10 @@ def image_cmi_map(
     ``[0, 1]`` (samples of a Gaussian surrogate, whose exact map is known: the coverage check).
     ``num_threads`` sets torch's CPU threads for this call only (the small grouped convolutions run best on one
     thread per process; two threads on a loaded 2-core machine ran eight times slower).
-    ``fixed_noise`` and ``eval_on_train`` reproduce two choices of the authors' protocol (one noise draw per training
-    image reused at every step; scores on training images, with their fixed noise): the ablation of chapter
-    "The CMI barrier". Both are off in every map the course reports as its own.
+    ``fixed_noise``, ``eval_on_train`` and ``early_stopping=False`` reproduce three choices of the authors' protocol
+    (one noise draw per training image reused at every step; scores on training images, with their fixed noise; the
+    last state of a fixed number of steps, not the best validated one): the ablation of chapter "The CMI barrier".
+    None of them is used in a map the course reports as its own.
     """
     args = {k: v for k, v in locals().items() if k != "num_threads"}
     old_threads = torch.get_num_threads()
@@ -347,7 +349,7 @@ def image_cmi_map(
 
 def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, steps, report_at, batch, width, hidden,
                    patch, components, lr, val_images, val_samples, eval_samples, pixel_levels, unit_range,
-                   fixed_noise, eval_on_train, level, seed, device, progress, on_time, log) -> "CMIMap":
+                   fixed_noise, eval_on_train, early_stopping, level, seed, device, progress, on_time, log) -> "CMIMap":
     if seeds < 2:
         raise ValueError("use at least 2 seeds: the confidence intervals are across seeds")
     dev = torch.device(device) if device is not None else default_device()
@@ -396,7 +398,8 @@ def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, s
         res = train_image_density_bank(
             sampler, masks[None].repeat(seeds, 1, 1), crop, A, bin_width=[w0] * seeds, steps=steps, batch=batch,
             lr=lr, width=width, hidden=hidden, patch=patch, components=components, val_samples=val_samples,
-            eval_samples=eval_samples, report_at=report_at, seed=seed + int(round(1e4 * tt)), device=dev,
+            eval_samples=eval_samples, report_at=report_at, early_stopping=early_stopping,
+            seed=seed + int(round(1e4 * tt)), device=dev,
             log=None if log is None else (lambda msg, tt=tt: log(f"t = {tt:.3f}, {msg}")))
         entry = {"seconds": res.seconds, "budgets": {}}
         for s in res.steps:
@@ -418,7 +421,8 @@ def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, s
             b = entry["budgets"][str(report_at[-1])]
             log(f"t = {tt:.3f} done in {res.seconds:.0f} s: CMI per r (mean of seeds) "
                 + ", ".join(f"r={r}: {v:.4f}" for r, v in zip(radii, np.mean(b['cmi_seed'], 0))))
-    settings = dict(estimator="image-density", fixed_noise=fixed_noise, eval_on_train=eval_on_train, crop=crop,
+    settings = dict(estimator="image-density", fixed_noise=fixed_noise, eval_on_train=eval_on_train,
+                    early_stopping=early_stopping, crop=crop,
                     seeds=seeds, steps=steps, report_at=report_at, batch=batch,
                     width=width, hidden=hidden, patch=patch, components=components, lr=lr, val_images=val_images,
                     val_samples=val_samples, eval_samples=eval_samples, pixel_levels=pixel_levels, seed=seed,
@@ -498,6 +502,9 @@ MAP_RECIPES: dict[str, dict] = {
     "mnist-fixed-noise-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True),
     "mnist-train-eval-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), eval_on_train=True),
     "mnist-authors-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True, eval_on_train=True),
+    "mnist-no-early-stop-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), early_stopping=False),
+    "mnist-authors-no-early-stop-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True,
+                                                   eval_on_train=True, early_stopping=False),
     "fashion-mnist-gpu": _map_recipe("fashion-mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000,
                                      batch=256, t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
 }

@@ -5,7 +5,8 @@ The budget is chosen by the environment variable ``LOCALDIFF_BUDGET`` (``quick``
 Chapters never hard-code sizes: they ask :func:`pick` for the value that belongs to the current
 budget. See the introduction of the book ("Run budgets") for what each budget costs.
 
-``LOCALDIFF_SMOKE=1`` runs the *smoke form* of a budget (CI runs it for ``standard``): the budget's structure
+``LOCALDIFF_SMOKE=1`` runs the *smoke form* of a budget (nbval's run of every notebook in ``python -m pytest`` uses
+it for ``standard``, :mod:`localdiff_lib.publish.nbval_budget`): the budget's structure
 (grids, radii, figure layouts, code paths) with the quick budget's amounts of work. A chapter says once, where it
 asks for a size, whether the size only sets how much work is done (``pick(..., work=True)``: training or sampling
 steps, samples, Monte Carlo draws, widths of trained networks); checks that need trained or converged models ask
@@ -63,11 +64,12 @@ def pick(*, quick: T, standard: T, full: T, work: bool = False) -> T:
 
 
 def trained(check: str) -> bool:
-    """Whether a check that needs trained or converged models runs: ``False`` in smoke mode (amounts of work are
-    quick's, so the models are not what the budget's prose describes), after printing which check is skipped.
+    """Whether a check that needs the budget's amounts of work runs (trained or converged models, the sample sizes
+    that make a difference significant): ``False`` in smoke mode (amounts of work are quick's, so the models and
+    estimates are not what the budget's prose describes), after printing which check is skipped.
     Use as ``if ld.trained("the local model beats the global one at t = 0.1"): assert ...``."""
     if smoke() and budget() != "quick":
-        print(f"smoke mode: check skipped (needs the budget's trained models): {check}")
+        print(f"smoke mode: check skipped (needs the budget's amounts of work): {check}")
         return False
     return True
 

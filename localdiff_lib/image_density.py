@@ -190,6 +190,7 @@ def train_image_density_bank(
     val_samples: int = 1024,
     eval_samples: int = 4096,
     report_at: Sequence[int] | None = None,
+    early_stopping: bool = True,
     seed: int = 0,
     device: str | torch.device | None = None,
     log: Callable[[str], None] | None = None,
@@ -201,6 +202,8 @@ def train_image_density_bank(
     validation and evaluation samples are drawn once, from generators seeded by ``seed``, so every model of a group
     is scored on the same samples. ``report_at`` (default ``[steps]``) are the budgets at which the kept states are
     scored on the evaluation samples. Adam, learning rate ``lr`` after a 100-step linear warm-up, no decay.
+    ``early_stopping=False`` scores the weight average at each reported budget instead of the best validated state
+    (the authors train for a fixed number of steps: an ablation of chapter "The CMI barrier").
     """
     if steps < 1 or batch < 2 or val_every < 1:
         raise ValueError(f"need steps >= 1, batch >= 2 and val_every >= 1, got {steps}, {batch}, {val_every}")
@@ -258,8 +261,9 @@ def train_image_density_bank(
         # --- held-out scores of the kept states at the reported budgets
         if step in report_at:
             probe = copy.deepcopy(avg)
-            for (v, _), b in zip(probe.model_views(), best):
-                v.copy_(b)
+            if early_stopping:
+                for (v, _), b in zip(probe.model_views(), best):
+                    v.copy_(b)
             log_q[step] = score(probe, x_eval).double().cpu().numpy()
-            kept[step] = best_at.copy()
+            kept[step] = best_at.copy() if early_stopping else np.full(K, step, dtype=np.int64)
     return ImageBankResult(report_at, log_q, np.array(curve), kept, time.perf_counter() - t0)

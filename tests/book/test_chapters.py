@@ -13,9 +13,9 @@ A chapter that loads an optional data set (Fashion-MNIST, with ``data.load_optio
     LOCALDIFF_HIDE_DATASETS=fashion-mnist python -m pytest tests/book/test_chapters.py -m optional_data
 
 Then every selected chapter is executed (never skipped as cached) and its result is not stored: the book's cache
-keeps the full quick chapters for the build. The same holds for the smoke form of a larger budget (``.ci/run`` runs
-``LOCALDIFF_BUDGET=standard LOCALDIFF_SMOKE=1 python -m pytest tests/book/test_chapters.py``), or any budget other
-than quick. Such a chapter must print the note of ``data.load_optional``; the test
+keeps the full quick chapters for the build. The same holds for the smoke form of a larger budget
+(``LOCALDIFF_BUDGET=standard LOCALDIFF_SMOKE=1 python -m pytest tests/book/test_chapters.py``; nbval's run of
+``python -m pytest`` uses that form, see ``localdiff_lib.publish.nbval_budget``), or any budget other than quick. Such a chapter must print the note of ``data.load_optional``; the test
 shows the notes in its output.
 """
 

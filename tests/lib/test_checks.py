@@ -125,7 +125,7 @@ def test_smoke_mode_caps_iteration_counts_only(monkeypatch, capsys):
     assert config.pick(quick=[1], standard=[1, 2], full=[1, 2, 3]) == [1, 2]      # structure: the budget's
     assert config.pick(quick=300, standard=3000, full=20000, work=True) == 300   # work: quick's
     assert not config.trained("the local model beats the global one")
-    assert capsys.readouterr().out == ("smoke mode: check skipped (needs the budget's trained models): "
+    assert capsys.readouterr().out == ("smoke mode: check skipped (needs the budget's amounts of work): "
                                        "the local model beats the global one\n")
     assert "(smoke)" in config.describe() and config.parse_describe(config.describe())["budget"] == "standard"
     monkeypatch.setenv(config.ENV_VAR, "quick")

@@ -112,6 +112,26 @@ def test_validation_and_evaluation_samples_are_distinct_draws():
         assert torch.unique(first[0], dim=0).shape[0] == 32, f"{split} batches repeat"
 
 
+def test_without_early_stopping_the_last_average_is_scored():
+    # the authors' protocol trains for a fixed number of steps: early_stopping=False scores the weight average of
+    # each reported budget, whatever the validation said; with early stopping the best validated state is scored
+    def sampler(split, n, gen):  # validation on other data than training: the best validated state is an early one
+        return torch.rand((1, n, S * S), generator=gen) + (3.0 if split == "val" else 0.0)
+
+    kw = dict(steps=6, batch=8, width=1, hidden=4, patch=2, val_every=1, val_samples=16, eval_samples=16, seed=0,
+              report_at=[3, 6])
+    last = train_image_density_bank(sampler, _masks((1,))[None], S, A, early_stopping=False, **kw)
+    best = train_image_density_bank(sampler, _masks((1,))[None], S, A, **kw)
+    assert all((last.best_step[s] == s).all() for s in (3, 6))
+    assert all((best.best_step[s] <= s).all() for s in (3, 6))
+    for s in (3, 6):  # identical training: the two differ exactly where early stopping kept an earlier state
+        same = best.best_step[s] == s
+        np.testing.assert_array_equal(last.log_q[s][same], best.log_q[s][same])
+    earlier = best.best_step[6] < 6
+    assert earlier.any(), "the toy run never kept an earlier state"
+    assert not np.allclose(last.log_q[6][earlier], best.log_q[6][earlier])
+
+
 def _tiny_recipe(**kw):
     return cmi_map._map_recipe("mnist", **{**dict(t_values=(0.3, 0.0), radii=(1,), seeds=2, steps=8, batch=16,
                                                   val_samples=32, eval_samples=32, val_images=500), **kw})

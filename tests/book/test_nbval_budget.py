@@ -1,0 +1,44 @@
+"""nbval's run of the notebooks uses the smoke form of the standard budget (localdiff_lib.publish.nbval_budget):
+checked end to end on a one-cell notebook that prints the budget its kernel sees, with the project's pytest options."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from localdiff_lib.publish.chapters import ROOT
+from localdiff_lib.publish.nbval_budget import nbval_form
+
+
+def _notebook(path, expected: str):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('import os; print(os.environ.get("LOCALDIFF_BUDGET"), os.environ.get("LOCALDIFF_SMOKE"))')
+    cell.metadata["tags"] = ["nbval-check-output"]
+    cell.execution_count = 1
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected + "\n")]
+    nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.parametrize("form, expected", [(None, "standard 1"), ("quick", "quick 0"), ("full-smoke", "full 1")])
+def test_nbval_kernels_see_the_chosen_form(tmp_path, form, expected):
+    _notebook(tmp_path / "budget.ipynb", expected)
+    env = {k: v for k, v in os.environ.items() if k != "LOCALDIFF_NBVAL_BUDGET"}
+    env["LOCALDIFF_BUDGET"] = "quick"  # what .ci/run exports for the other tests: nbval's kernels do not see it
+    if form is not None:
+        env["LOCALDIFF_NBVAL_BUDGET"] = form
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"),
+                          "--rootdir", str(tmp_path), str(tmp_path / "budget.ipynb")],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)  # the options name files of ROOT
+    assert out.returncode == 0, out.stdout[-2000:]
+
+
+def test_forms_are_checked():
+    assert nbval_form("standard-smoke") == ("standard", True) and nbval_form("full") == ("full", False)
+    for bad in ("quick-smoke", "fast", "standard-fast"):
+        with pytest.raises(pytest.UsageError, match="LOCALDIFF_NBVAL_BUDGET"):
+            nbval_form(bad)
