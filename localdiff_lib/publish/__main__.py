@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "student-build":
         print("student edition at", student.student_build().relative_to(root))
     elif args.cmd == "status":
-        print(status.status_table(status.chapter_run_times(), status.gpu_run_times()))
+        print(status.status_table(status.chapter_run_times(), status.gpu_run_times(), status.t4_estimates()))
     elif args.cmd == "numbers":
         typed = [t for md in (map(Path, args.pages) if args.pages else numbers.pages()) for t in numbers.typed_numbers(md)]
         print("\n".join(map(str, typed)) or "no typed numbers")

@@ -25,6 +25,11 @@ no network:
 ``run --dry-run`` is the CPU rehearsal that CI runs: the quick budget, two chapters, a one-step benchmark and no
 recipe, so that the command itself cannot rot while no GPU is at hand.
 
+``work`` needs no GPU: it runs every chapter at ``standard`` on this machine's CPU, one core, under
+:mod:`localdiff_lib.publish.meter` (torch operations and FLOPs counted), and writes ``book/status_t4_estimate.json``:
+the measured CPU times and an estimate of each chapter's time on Colab's T4, which the status page shows, labelled
+as an estimate, until a T4 run measures it. Resumable (chapters already measured at the same commit are kept).
+
 This module imports nothing beyond the standard library, PyYAML and (in subprocesses) the library itself.
 """
 
@@ -230,6 +235,52 @@ def run(out: Path, minutes: float = 9.0, budget: str = "standard", dry_run: bool
     return summary
 
 
+#: where ``work`` writes by default: the status page's T4 column reads it
+WORK_FILE = ROOT / "book" / "status_t4_estimate.json"
+
+
+def work(out: Path = WORK_FILE, budget: str = "standard", pages: list[str] | None = None, timeout: float = 3600,
+         threads: int = 1) -> dict:
+    """Every chapter at ``budget`` on this machine's CPU under :mod:`localdiff_lib.publish.meter`: its wall time,
+    torch operator calls and FLOPs, and the T4 estimate made from them, into ``out`` (JSON, with the commit, machine
+    and date). Resumable: a chapter already in ``out`` with the same budget and commit is not run again. A chapter
+    that fails or times out is recorded with its error's last lines (a claim that does not hold at the budget)."""
+    from ..checkpoints import provenance  # commit, machine, torch, date
+
+    out = Path(out)
+    old = json.loads(out.read_text()) if out.exists() else {}
+    head = dict(provenance("cpu"), budget=budget, threads=threads,
+                command=" ".join(["python -m localdiff_lib.publish.gpu work", *sys.argv[2:]]))
+    from .meter import LAUNCH_S, T4_EFFICIENCY, T4_FP32_FLOPS
+
+    head["assumptions"] = dict(t4_fp32_flops=T4_FP32_FLOPS, t4_efficiency=T4_EFFICIENCY, launch_s=LAUNCH_S)
+    same = old.get("budget") == budget and old.get("git_commit") == head["git_commit"]
+    result = dict(head, chapters=old.get("chapters", {}) if same else {})
+    env = dict(os.environ, LOCALDIFF_BUDGET=budget, MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
+               OMP_NUM_THREADS=str(threads), LOCALDIFF_SMOKE="0",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    scripts = out.parent / f".{out.stem}-scripts"
+    scripts.mkdir(exist_ok=True)
+    for md in notebook_pages():
+        if md.stem == "status" or (pages and md.stem not in pages):
+            continue
+        if (result["chapters"].get(md.stem) or {}).get("rc") == 0:
+            continue
+        script, part = scripts / f"{md.stem}.py", scripts / f"{md.stem}.json"
+        script.write_text(script_of(md))
+        part.unlink(missing_ok=True)
+        r = _run([sys.executable, "-m", "localdiff_lib.publish.meter", str(script), str(part)], lambda m: None,
+                 timeout, cwd=md.parent, env=env)
+        entry = json.loads(part.read_text()) if r["rc"] == 0 and part.exists() else {}
+        entry.update(rc=r["rc"], wall_s=r["seconds"], **({} if r["rc"] == 0 else {"tail": r["tail"][-600:]}))
+        result["chapters"][md.stem] = entry
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        est = entry.get("t4_estimate", {}).get("total")
+        print(f"{md.stem}: rc {r['rc']}, {r['seconds']} s here" + (f", T4 estimate {est:.0f} s" if est else ""), flush=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m localdiff_lib.publish.gpu", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -239,10 +290,19 @@ def main(argv=None) -> int:
     r.add_argument("--minutes", type=float, default=9.0)
     r.add_argument("--budget", default="standard", choices=("quick", "standard", "full"))
     r.add_argument("--dry-run", action="store_true", help="the CPU rehearsal: quick, two chapters, no recipe")
+    w = sub.add_parser("work", help="every chapter at a budget on this CPU, measured, and the T4 estimate")
+    w.add_argument("--out", type=Path, default=WORK_FILE)
+    w.add_argument("--budget", default="standard", choices=("quick", "standard", "full"))
+    w.add_argument("--pages", nargs="*", default=None)
+    w.add_argument("--timeout", type=float, default=3600)
+    w.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     if a.cmd == "pack":
         pack()
         return 0
+    if a.cmd == "work":
+        res = work(a.out, a.budget, a.pages, a.timeout, a.threads)
+        return 1 if any(c.get("rc") != 0 for c in res["chapters"].values()) else 0
     s = run(a.out, minutes=a.minutes, budget=a.budget, dry_run=a.dry_run)
     failed = [k for k, v in s["steps"].get("chapters", {}).items() if v["rc"] != 0]
     return 1 if failed else 0

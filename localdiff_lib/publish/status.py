@@ -21,6 +21,7 @@ from .chapters import ROOT, chapters, is_notebook, read_chapter
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 GPU_TIMES = ROOT / "book" / "status_gpu.json"
+T4_ESTIMATE = ROOT / "book" / "status_t4_estimate.json"  # written by python -m localdiff_lib.publish.gpu work
 STATUS_PAGE = ROOT / "book" / "status.md"
 
 
@@ -69,6 +70,12 @@ def gpu_run_times(path: Path = GPU_TIMES) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def t4_estimates(path: Path = T4_ESTIMATE) -> dict | None:
+    """The committed CPU measurements of the ``standard`` budget with their T4 estimates
+    (``python -m localdiff_lib.publish.gpu work``, :mod:`localdiff_lib.publish.meter`), or ``None``."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def measure(out: Path, budget: str | None = None, root: Path = ROOT, only: list[str] | None = None) -> dict:
     """Execute every notebook chapter once (in ``budget``) and write their run times to ``out`` as JSON.
 
@@ -101,14 +108,24 @@ def measure(out: Path, budget: str | None = None, root: Path = ROOT, only: list[
     return result
 
 
-def status_table(rows: list[dict], gpu: dict | None) -> str:
-    """The status table as Markdown (the status page displays it)."""
+def status_table(rows: list[dict], gpu: dict | None, t4: dict | None = None) -> str:
+    """The status table as Markdown (the status page displays it). ``t4``: :func:`t4_estimates`, shown as two
+    columns, the measured CPU time of that budget and the T4 estimate made from it (labelled an estimate)."""
     gpu_chapters = (gpu or {}).get("chapters", {})
     gpu_budget = (gpu or {}).get("budget") or "full"
-    lines = [f"| chapter | quick, CI (s) | budget seen | {gpu_budget}, GPU (s) |", "| --- | ---: | --- | ---: |"]
+    t4_chapters, t4_budget = (t4 or {}).get("chapters", {}), (t4 or {}).get("budget") or "standard"
+    lines = [f"| chapter | quick, CI (s) | budget seen | {gpu_budget}, GPU (s) | {t4_budget}, 1 CPU core (s) "
+             f"| {t4_budget}, T4 (s), estimate |", "| --- | ---: | --- | ---: | ---: | ---: |"]
     for r in rows:
         quick = f"{r['seconds']:.1f}" if r["seconds"] is not None else "not run"
         g = gpu_chapters.get(r["chapter"])
         full = f"{g:.1f}" if isinstance(g, (int, float)) else ("failed" if r["chapter"] in gpu_chapters else "not measured")
-        lines.append(f"| {r['title']} (`{r['chapter']}`) | {quick} | {r['budget'] or '?'} | {full} |")
+        w = t4_chapters.get(r["chapter"])
+        if w is None:
+            cpu = est = "not measured"
+        elif w.get("rc") != 0:
+            cpu, est = ("timed out" if w.get("rc") == "timeout" else "failed"), "-"
+        else:
+            cpu, est = f"{w['wall_s']:.0f}", f"{w['t4_estimate']['total']:.0f}"
+        lines.append(f"| {r['title']} (`{r['chapter']}`) | {quick} | {r['budget'] or '?'} | {full} | {cpu} | {est} |")
     return "\n".join(lines)

@@ -41,3 +41,26 @@ def test_dry_run_writes_the_folder_a_gpu_run_would(tmp_path, monkeypatch):
     status = json.loads((out / "status_gpu.json").read_text())
     assert status["budget"] == "quick" and set(status["chapters"]) == set(ran)
     assert all(isinstance(v, float) for v in status["chapters"].values())
+
+
+def test_the_meter_counts_flops_and_operations(tmp_path):
+    # one linear layer, forward and weight gradient, 10 times: torch's formulas give 2 * 64 * 100 * 100 FLOPs each
+    from localdiff_lib.publish import meter
+
+    script = tmp_path / "s.py"
+    script.write_text("import torch\nm = torch.nn.Linear(100, 100)\nx = torch.randn(64, 100)\n"
+                      "for _ in range(10):\n    m(x).sum().backward()\n")
+    rec = meter.measure(script)
+    assert rec["flops"] == 10 * 2 * (2 * 64 * 100 * 100) and rec["ops"] >= 10 * 5
+    est = meter.t4_estimate(rec)
+    assert est["compute"] == rec["flops"] / (meter.T4_FP32_FLOPS * meter.T4_EFFICIENCY)
+    assert est["launch"] == rec["ops"] * meter.LAUNCH_S and est["total"] >= est["host"] >= 0
+
+
+def test_work_command_records_each_chapter(tmp_path):
+    from localdiff_lib.publish import gpu
+
+    res = gpu.work(tmp_path / "work.json", budget="quick", pages=["notation"], timeout=600)
+    entry = res["chapters"]["notation"]
+    assert entry["rc"] == 0 and entry["t4_estimate"]["total"] >= 0 and res["assumptions"]["t4_efficiency"] > 0
+    assert json.loads((tmp_path / "work.json").read_text())["git_commit"] == res["git_commit"]

@@ -188,6 +188,11 @@ def test_status_table_says_not_measured_and_never_invents_numbers():
     assert "| B (`b`) | not run | ? | not measured |" in table
     table = status_page.status_table(rows, {"chapters": {"a": 300.0, "b": None}})
     assert "| 300.0 |" in table and "| failed |" in table
+    assert "| not measured | not measured |" in table  # no T4 estimate: said so
+    t4 = {"budget": "standard", "chapters": {"a": {"rc": 0, "wall_s": 61.2, "t4_estimate": {"total": 7.6}},
+                                             "b": {"rc": "timeout", "wall_s": 3600.0}}}
+    table = status_page.status_table(rows, None, t4)
+    assert "standard, T4 (s), estimate |" in table and "| 61 | 8 |" in table and "| timed out | - |" in table
 
 
 @pytest.mark.slow
