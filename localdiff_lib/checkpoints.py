@@ -286,7 +286,6 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     held = _held_out_images(recipe["dataset"])
     keys = list(recipe["models"])
     fit_args = {k: v for k, v in recipe["fit"].items() if k != "steps"}
-    tol = (recipe.get("doubling") or {}).get("tol")
     work = out / WORK_FILE
     side = work.with_suffix(".json")  # held-out curve and seconds so far, beside the training state
     state = json.loads(side.read_text()) if work.exists() and side.exists() else dict(steps=[], curve={}, seconds=0.0)
