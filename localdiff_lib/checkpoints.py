@@ -274,7 +274,8 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     ``complete``). The training state (weights, optimizer, EMA, losses, random state) is saved beside them as
     :data:`WORK_FILE` (git-ignored, never shipped) as it goes: the same command continues an interrupted run
     (delete the file to start again), and ``until=N`` stops after the doubling that reaches ``N`` steps (to share a
-    machine between recipes; run again to go on). Returns the record.
+    machine between recipes; run again to go on). The record's ``seconds`` add the calls that finished a doubling;
+    the time an interrupted call spent before its last save is not counted. Returns the record.
     """
     recipe = _check_name(name)
     out = (Path(directory) if directory is not None else shipped_dir()) / name
