@@ -36,6 +36,7 @@ This module imports nothing beyond the standard library, PyYAML and (in subproce
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -243,8 +244,9 @@ def work(out: Path = WORK_FILE, budget: str = "standard", pages: list[str] | Non
          threads: int = 1) -> dict:
     """Every chapter at ``budget`` on this machine's CPU under :mod:`localdiff_lib.publish.meter`: its wall time,
     torch operator calls and FLOPs, and the T4 estimate made from them, into ``out`` (JSON, with the commit, machine
-    and date). Resumable: a chapter already in ``out`` with the same budget and commit is not run again. A chapter
-    that fails or times out is recorded with its error's last lines (a claim that does not hold at the budget)."""
+    and date; each chapter also with the commit it ran at and the SHA-256 of its script). Resumable: a chapter already
+    in ``out`` at the same budget whose script is unchanged is not run again. A chapter that fails or times out is
+    recorded with its error's last lines (a claim that does not hold at the budget)."""
     from ..checkpoints import provenance  # commit, machine, torch, date
 
     out = Path(out)
@@ -254,8 +256,7 @@ def work(out: Path = WORK_FILE, budget: str = "standard", pages: list[str] | Non
     from .meter import LAUNCH_S, T4_EFFICIENCY, T4_FP32_FLOPS
 
     head["assumptions"] = dict(t4_fp32_flops=T4_FP32_FLOPS, t4_efficiency=T4_EFFICIENCY, launch_s=LAUNCH_S)
-    same = old.get("budget") == budget and old.get("git_commit") == head["git_commit"]
-    result = dict(head, chapters=old.get("chapters", {}) if same else {})
+    result = dict(head, chapters=old.get("chapters", {}) if old.get("budget") == budget else {})
     env = dict(os.environ, LOCALDIFF_BUDGET=budget, MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
                OMP_NUM_THREADS=str(threads), LOCALDIFF_SMOKE="0",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
@@ -264,15 +265,19 @@ def work(out: Path = WORK_FILE, budget: str = "standard", pages: list[str] | Non
     for md in notebook_pages():
         if md.stem == "status" or (pages and md.stem not in pages):
             continue
-        if (result["chapters"].get(md.stem) or {}).get("rc") == 0:
+        text = script_of(md)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        done = result["chapters"].get(md.stem) or {}
+        if done.get("rc") == 0 and done.get("script_sha256") == digest:
             continue
         script, part = scripts / f"{md.stem}.py", scripts / f"{md.stem}.json"
-        script.write_text(script_of(md))
+        script.write_text(text)
         part.unlink(missing_ok=True)
         r = _run([sys.executable, "-m", "localdiff_lib.publish.meter", str(script), str(part)], lambda m: None,
                  timeout, cwd=md.parent, env=env)
         entry = json.loads(part.read_text()) if r["rc"] == 0 and part.exists() else {}
-        entry.update(rc=r["rc"], wall_s=r["seconds"], **({} if r["rc"] == 0 else {"tail": r["tail"][-600:]}))
+        entry.update(rc=r["rc"], wall_s=r["seconds"], git_commit=head["git_commit"], script_sha256=digest,
+                     **({} if r["rc"] == 0 else {"tail": r["tail"][-600:]}))
         result["chapters"][md.stem] = entry
         out.write_text(json.dumps(result, indent=2) + "\n")
         est = entry.get("t4_estimate", {}).get("total")

@@ -63,4 +63,6 @@ def test_work_command_records_each_chapter(tmp_path):
     res = gpu.work(tmp_path / "work.json", budget="quick", pages=["notation"], timeout=600)
     entry = res["chapters"]["notation"]
     assert entry["rc"] == 0 and entry["t4_estimate"]["total"] >= 0 and res["assumptions"]["t4_efficiency"] > 0
-    assert json.loads((tmp_path / "work.json").read_text())["git_commit"] == res["git_commit"]
+    assert json.loads((tmp_path / "work.json").read_text())["git_commit"] == res["git_commit"] == entry["git_commit"]
+    again = gpu.work(tmp_path / "work.json", budget="quick", pages=["notation"], timeout=600)  # unchanged: kept
+    assert again["chapters"]["notation"] == entry
