@@ -515,3 +515,20 @@ def test_lab_export_hook_copies_the_states_into_static(tmp_path, monkeypatch):
     assert calls == [cache]
     assert (tmp_path / "html" / "_static" / "lab" / "x0" / "i0.png").read_bytes() == b"png"
     assert (tmp_path / "html" / "_static" / "lab" / "manifest.json").exists() and not stale.exists()
+
+
+def test_t4_estimates_leave_out_chapters_whose_code_changed(tmp_path):
+    # a measurement belongs to the script it measured: after an edit the chapter shows "not measured" again
+    import hashlib
+
+    from localdiff_lib.publish.gpu import script_of
+
+    md = ROOT / "book" / "notation.md"
+    now = hashlib.sha256(script_of(md).encode()).hexdigest()
+    entry = {"rc": 0, "wall_s": 3.0, "t4_estimate": {"total": 1.0}}
+    f = tmp_path / "t4.json"
+    f.write_text(json.dumps({"budget": "standard", "chapters": {"notation": dict(entry, script_sha256=now),
+                                                                 "intro": dict(entry, script_sha256="0" * 64),
+                                                                 "locality": entry}}))
+    assert list(status_page.t4_estimates(f)["chapters"]) == ["notation"]
+    assert status_page.t4_estimates(tmp_path / "missing.json") is None
