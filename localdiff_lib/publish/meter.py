@@ -9,8 +9,8 @@ spent inside them, and their floating-point operations (torch's own FLOP formula
 
 :func:`t4_estimate` turns one measurement into seconds on a T4, from three parts:
 
-* the host's work (NumPy, Python, plotting): the wall time outside torch operators, which a Colab machine's CPU
-  does as this one does;
+* the host's work (NumPy, Python, plotting): the script's wall time outside torch operators (torch is already
+  imported when the clock starts), which a Colab machine's CPU does as this one does;
 * the launch of every torch operator on the GPU: :data:`LAUNCH_S` each;
 * the arithmetic: the FLOPs at :data:`T4_EFFICIENCY` of the T4's fp32 peak :data:`T4_FP32_FLOPS` (no bf16 on a T4,
   so fp32: :func:`localdiff_lib.config.autocast`).
