@@ -28,7 +28,8 @@ recipe, so that the command itself cannot rot while no GPU is at hand.
 ``work`` needs no GPU: it runs every chapter at ``standard`` on this machine's CPU, one core, under
 :mod:`localdiff_lib.publish.meter` (torch operations and FLOPs counted), and writes ``book/status_t4_estimate.json``:
 the measured CPU times and an estimate of each chapter's time on Colab's T4, which the status page shows, labelled
-as an estimate, until a T4 run measures it. Resumable (chapters already measured at the same commit are kept).
+as an estimate, until a T4 run measures it. Resumable: a chapter whose script is unchanged (:func:`script_digest`)
+keeps its measurement.
 
 This module imports nothing beyond the standard library, PyYAML and (in subprocesses) the library itself.
 """
@@ -36,7 +37,6 @@ This module imports nothing beyond the standard library, PyYAML and (in subproce
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -72,6 +72,13 @@ def script_of(md: Path) -> str:
             lines.pop(0)
         cells.append(_MAGIC.sub(lambda g: f"{g.group(1)}pass", "\n".join(lines)))
     return "\n\n".join(f"# --- cell {i}\n{c}" for i, c in enumerate(cells))
+
+
+def script_digest(md: Path) -> str:
+    """The SHA-256 of a chapter's script (:func:`script_of`): a measurement belongs to the script it measured."""
+    import hashlib
+
+    return hashlib.sha256(script_of(md).encode()).hexdigest()
 
 
 def pack(dest: Path = CARRY) -> Path:
@@ -265,8 +272,7 @@ def work(out: Path = WORK_FILE, budget: str = "standard", pages: list[str] | Non
     for md in notebook_pages():
         if md.stem == "status" or (pages and md.stem not in pages):
             continue
-        text = script_of(md)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        text, digest = script_of(md), script_digest(md)
         done = result["chapters"].get(md.stem) or {}
         if done.get("rc") == 0 and done.get("script_sha256") == digest:
             continue

@@ -75,15 +75,12 @@ def t4_estimates(path: Path = T4_ESTIMATE, root: Path = ROOT) -> dict | None:
     (``python -m localdiff_lib.publish.gpu work``, :mod:`localdiff_lib.publish.meter`), or ``None``. A chapter
     whose code changed since it was measured (the SHA-256 of its script differs) is left out: it shows as not
     measured."""
-    import hashlib
-
-    from .gpu import script_of
+    from .gpu import script_digest
 
     if not path.exists():
         return None
     result = json.loads(path.read_text())
-    current = {md.stem: hashlib.sha256(script_of(md).encode()).hexdigest()
-               for md in chapters(root) if md.exists() and is_notebook(md)}
+    current = {md.stem: script_digest(md) for md in chapters(root) if md.exists() and is_notebook(md)}
     result["chapters"] = {k: v for k, v in result.get("chapters", {}).items()
                           if v.get("script_sha256") is not None and v.get("script_sha256") == current.get(k)}
     return result
