@@ -8,7 +8,8 @@ by the model and the time.
 
 Sample quality: :class:`Classifier` is a small MNIST/Fashion-MNIST CNN trained in-house (no downloads); its
 penultimate features give a Fréchet distance (:func:`frechet_distance`, a matrix square root by
-eigendecomposition, no scipy), and its predictions tell when a recovered digit has lost its identity.
+eigendecomposition, no scipy) and precision and recall on the feature manifold (:func:`precision_recall`), and its
+predictions tell when a recovered digit has lost its identity.
 """
 
 from __future__ import annotations
@@ -369,3 +370,45 @@ def nearest_train_distance(images: torch.Tensor, train: torch.Tensor, batch_size
         dist.append(d.cpu())
         idx.append(i.cpu())
     return torch.cat(dist) / math.sqrt(images[0].numel()), torch.cat(idx)
+
+
+def _feature_matrix(feats, name: str) -> torch.Tensor:
+    x = torch.as_tensor(feats)
+    if x.ndim != 2 or not torch.is_floating_point(x):
+        raise InputError(f"{name} must be a float (N, d) array of feature vectors; got shape {tuple(x.shape)}, "
+                         f"dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise InputError(f"{name} must be finite; got NaN or inf values")
+    return x.double()
+
+
+def _knn_radii(x: torch.Tensor, k: int, batch_size: int) -> torch.Tensor:
+    """Distance from each row of ``x`` to its ``k``-th nearest other row."""
+    return torch.cat([torch.cdist(chunk, x).kthvalue(k + 1, dim=1).values for chunk in x.split(batch_size)])
+
+
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """For each point, whether it lies in at least one closed ball ``|point - centre| <= radius``."""
+    return torch.cat([(torch.cdist(chunk, centres) <= radii).any(dim=1) for chunk in points.split(batch_size)])
+
+
+def precision_recall(real_feats, fake_feats, k: int = 3, batch_size: int = 1024) -> tuple[float, float]:
+    """Precision and recall of generated samples on the feature manifold (Kynkäänniemi et al. 2019).
+
+    The manifold of a set is the union of balls centred on its points with radius the distance to the point's
+    ``k``-th nearest neighbour in the same set. **Precision**: the fraction of generated samples inside the real
+    manifold (are the samples realistic?); **recall**: the fraction of real samples inside the generated manifold
+    (is the variety of the data covered?). Both are in ``[0, 1]``; the real-versus-real value at the same ``n`` is
+    the reference (chapter "Hybrid sampling")."""
+    real, fake = _feature_matrix(real_feats, "real_feats"), _feature_matrix(fake_feats, "fake_feats")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real_feats and fake_feats must have the same feature dimension; got {real.shape[1]} and "
+                         f"{fake.shape[1]}")
+    k = integer(k, "k")
+    batch_size = integer(batch_size, "batch_size")
+    if min(len(real), len(fake)) <= k:
+        raise InputError(f"each set needs more than k = {k} feature vectors for a k-th nearest neighbour; got "
+                         f"{len(real)} real and {len(fake)} generated: use more samples or a smaller k")
+    precision = _covered(fake, real, _knn_radii(real, k, batch_size), batch_size).double().mean()
+    recall = _covered(real, fake, _knn_radii(fake, k, batch_size), batch_size).double().mean()
+    return float(precision), float(recall)

@@ -1,7 +1,9 @@
-"""Intervals across replicates: Student-t quantiles and confidence intervals, and the estimate type that carries them.
+"""Intervals: Student-t quantiles and confidence intervals across replicates, the estimate type that carries them, and
+a percentile bootstrap over the items of one sample.
 
 Used by every estimator that reports a value with an interval across seeds (chapters "Estimating CMI", "CMI and the
-Markov length", "The CMI barrier"). No scipy: the t quantile is a numerical inversion of its CDF.
+Markov length", "The CMI barrier") and by the sample-quality measures ("Hybrid sampling"). No scipy: the t quantile is
+a numerical inversion of its CDF.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from .checks import integer, number, real_array
 
-__all__ = ["student_t_quantile", "confidence_interval", "Estimate"]
+__all__ = ["student_t_quantile", "confidence_interval", "bootstrap_interval", "Estimate"]
 
 
 def student_t_quantile(p: float, df: int) -> float:
@@ -46,6 +48,21 @@ def confidence_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0)
         raise ValueError("a confidence interval needs at least 2 replicates (seeds)")
     q = student_t_quantile(0.5 + level / 2, n - 1)
     return x.mean(axis), q * x.std(axis, ddof=1) / math.sqrt(n)
+
+
+def bootstrap_interval(statistic, n: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(idx)`` over ``n`` items: ``statistic`` receives an index array of
+    ``n`` draws with replacement from ``range(n)`` and returns a number; the interval holds the central ``level`` of
+    ``n_boot`` resamples. It measures the sampling variability of the items (images, samples), not the bias of the
+    statistic (a Fréchet distance is biased upwards at finite ``n``: compare with its real-versus-real floor)."""
+    n, n_boot = integer(n, "n", minimum=2), integer(n_boot, "n_boot", minimum=2)
+    level = number(level, "level", above=0.0, below=1.0)
+    rng = np.random.default_rng(integer(seed, "seed", minimum=None))
+    values = np.array([float(statistic(rng.integers(0, n, size=n))) for _ in range(n_boot)])
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the statistic returned NaN or inf on a bootstrap resample")
+    lo, hi = np.quantile(values, [0.5 - level / 2, 0.5 + level / 2])
+    return float(lo), float(hi)
 
 
 @dataclass

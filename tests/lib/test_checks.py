@@ -216,3 +216,28 @@ def test_mislabelled_models_and_dtype_mismatches_are_refused(tmp_path):
     (where / "record.json").write_text('{"sha256": "00"}')
     with pytest.raises(ValueError, match="is not a checkpoint record"):
         checkpoints.record("mnist-local-c16", tmp_path)
+
+
+def test_bootstrap_interval_of_a_mean_covers_the_true_mean_about_95_percent_of_the_time():
+    from localdiff_lib.stats import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    hits = 0
+    for rep in range(200):
+        x = rng.normal(1.0, 2.0, size=100)
+        lo, hi = bootstrap_interval(lambda idx: x[idx].mean(), len(x), n_boot=400, seed=rep)
+        hits += lo <= 1.0 <= hi
+    assert 0.88 <= hits / 200 <= 0.99, hits
+
+
+def test_bootstrap_interval_exact_cases_and_errors():
+    from localdiff_lib.stats import bootstrap_interval
+
+    assert bootstrap_interval(lambda idx: 3.0, 10) == (3.0, 3.0)         # a constant statistic has no spread
+    x = np.arange(10.0)
+    lo, hi = bootstrap_interval(lambda idx: x[idx].mean(), 10, n_boot=2000)
+    assert 2.0 < lo < 4.5 < hi < 7.0, (lo, hi)                           # around the mean 4.5, within the data range
+    with pytest.raises(ValueError, match="n must be an integer"):
+        bootstrap_interval(lambda idx: 0.0, 1)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        bootstrap_interval(lambda idx: float("nan"), 10)

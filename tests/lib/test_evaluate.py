@@ -124,3 +124,38 @@ def test_classifier_learns_a_separable_toy_problem():
     assert evaluate.predict(clf, images[:3]).sum(1).allclose(torch.ones(3))
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
         clf(torch.zeros(2, 1, 32, 32))
+
+
+def test_precision_recall_on_a_one_dimensional_set_with_known_balls():
+    # real points 0..4 with k = 1: every ball has radius 1 and the union is [-1, 5]; of the generated points 0.5
+    # and 10 only the first is inside (precision 1/2); the generated balls have radius 9.5 and cover every real
+    # point (recall 1)
+    real = torch.arange(5.0)[:, None]
+    fake = torch.tensor([[0.5], [10.0]])
+    assert evaluate.precision_recall(real, fake, k=1) == (0.5, 1.0)
+
+
+def test_precision_recall_identical_far_and_collapsed_sets():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 8, generator=g)
+    assert evaluate.precision_recall(real, real.clone()) == (1.0, 1.0)
+    assert evaluate.precision_recall(real, real + 100.0) == (0.0, 0.0)
+    # mode collapse: every sample near one real point is realistic, but the samples cover almost none of the data
+    collapsed = real[:1] + 0.01 * torch.randn(400, 8, generator=g)
+    precision, recall = evaluate.precision_recall(real, collapsed)
+    assert precision == 1.0 and recall < 0.05, (precision, recall)
+    # two samples of the same law: both close to one, neither exactly
+    p2, r2 = evaluate.precision_recall(real, torch.randn(400, 8, generator=g))
+    assert 0.6 < p2 < 1.0 and 0.6 < r2 < 1.0, (p2, r2)
+
+
+def test_precision_recall_rejects_bad_input():
+    real = torch.randn(10, 4)
+    with pytest.raises(ValueError, match="same feature dimension"):
+        evaluate.precision_recall(real, torch.randn(10, 3))
+    with pytest.raises(ValueError, match="more than k = 3"):
+        evaluate.precision_recall(real, torch.randn(3, 4))
+    with pytest.raises(ValueError, match="finite"):
+        evaluate.precision_recall(real, torch.full((10, 4), float("nan")))
+    with pytest.raises(ValueError, match=r"\(N, d\)"):
+        evaluate.precision_recall(real, torch.randn(10))
