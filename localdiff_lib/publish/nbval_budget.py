@@ -10,6 +10,9 @@ the page a CPU reader sees and the structure a Colab student gets, without a thi
 ``LOCALDIFF_NBVAL_BUDGET`` chooses another form: a budget (``quick``, ``standard``, ``full``), optionally with
 ``-smoke`` (``full-smoke``). Only nbval's kernels see it: the variables are set before each notebook's kernel
 starts and restored for every other test.
+
+The plugin also owns the time one cell may run (:func:`cell_timeout`), for nbval (unless ``--nbval-cell-timeout`` is
+given) and for ``tests/book/test_chapters.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ NBVAL_VAR = "LOCALDIFF_NBVAL_BUDGET"
 DEFAULT = "standard-smoke"
 
 _saved: dict[str, str | None] | None = None
+NBVAL_DEFAULT_TIMEOUT = 2000.0   # nbval's own default of --nbval-cell-timeout: taken as "not given"
+
+
+def cell_timeout(budget: str, smoke: bool) -> int:
+    """Seconds one notebook cell may run. In quick and the smoke forms the slowest whole chapter takes about 75 s in
+    CI, so 300 s is a margin of four that also bounds what a rarely stalled kernel costs (2026-11-27 and 2026-12-05:
+    the client waited until the timeout, and the same chapter then ran normally; cause unknown); the larger budgets
+    train for many minutes in one cell."""
+    return 300 if budget == "quick" or smoke else 7200
 
 
 def nbval_form(value: str | None = None) -> tuple[str, bool]:
@@ -35,6 +47,11 @@ def nbval_form(value: str | None = None) -> tuple[str, bool]:
             f"{NBVAL_VAR}={raw!r} is not a form of a budget; use one of "
             f"{', '.join(BUDGETS)}, standard-smoke or full-smoke (unset: {DEFAULT})")
     return name, suffix == "smoke"
+
+
+def pytest_configure(config):
+    if getattr(config.option, "nbval_cell_timeout", None) == NBVAL_DEFAULT_TIMEOUT:
+        config.option.nbval_cell_timeout = float(cell_timeout(*nbval_form()))
 
 
 def _is_nbval(item) -> bool:
@@ -62,4 +79,6 @@ def pytest_runtest_setup(item):
 
 def pytest_report_header(config):
     name, smoke = nbval_form()
-    return f"nbval runs the notebooks in the {'smoke form of the ' if smoke else ''}{name} budget ({NBVAL_VAR})"
+    timeout = getattr(config.option, "nbval_cell_timeout", None)
+    return (f"nbval runs the notebooks in the {'smoke form of the ' if smoke else ''}{name} budget ({NBVAL_VAR})"
+            + (f", at most {timeout:.0f} s per cell" if timeout is not None else ""))

@@ -29,6 +29,7 @@ import pytest
 import localdiff_lib as ld
 from localdiff_lib import data
 from localdiff_lib.publish.chapters import ROOT, chapters, is_notebook, read_chapter
+from localdiff_lib.publish.nbval_budget import cell_timeout
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 NOTEBOOKS = [md for md in chapters() if is_notebook(md)]
@@ -70,13 +71,16 @@ def test_chapter_executes(md: Path, monkeypatch):
             pass
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    result = single_nb_execution(nb, cwd=str(md.parent), allow_errors=False, timeout=600, meta_override=True)
+    timeout = cell_timeout(ld.budget(), ld.smoke())
+    result = single_nb_execution(nb, cwd=str(md.parent), allow_errors=False, timeout=timeout, meta_override=True)
     if isinstance(result.err, (CellTimeoutError, DeadKernelError)):
-        # Once in CI (transition_lab, 2026-11-27) the client waited on an idle kernel until the cell timeout, and the
-        # same chapter then ran without a stall three times; a stalled kernel is retried once in a new one, and says so.
+        # A rare stall (transition_lab in CI on 2026-11-27 and in a fresh clone on 2026-12-05, hybrid_sampling and
+        # cmi_barrier on a loaded machine): the client waits until the cell timeout and the same chapter then runs
+        # normally. Not reproduced by 50,000 one-line cells (ipykernel 7.4.0, 2026-12-05); cause unknown. A stalled
+        # kernel is retried once in a new one, and says so.
         print(f"{md.stem}: {type(result.err).__name__} after {result.time:.0f} s; retrying once in a new kernel")
         nb = read_chapter(md)  # the notebook of the retry is the one whose outputs are kept
-        result = single_nb_execution(nb, cwd=str(md.parent), allow_errors=False, timeout=600, meta_override=True)
+        result = single_nb_execution(nb, cwd=str(md.parent), allow_errors=False, timeout=timeout, meta_override=True)
     if result.err is not None:
         pytest.fail(f"{md.relative_to(ROOT)} failed after {result.time:.1f} s:\n{result.exc_string}", pytrace=False)
     notes = data_notes(nb)

@@ -42,3 +42,24 @@ def test_forms_are_checked():
     for bad in ("quick-smoke", "fast", "standard-fast"):
         with pytest.raises(pytest.UsageError, match="LOCALDIFF_NBVAL_BUDGET"):
             nbval_form(bad)
+
+
+def test_cell_timeout_follows_the_form_and_an_explicit_option_wins(tmp_path):
+    from localdiff_lib.publish.nbval_budget import cell_timeout
+
+    assert cell_timeout("quick", False) == cell_timeout("standard", True) == 300 and cell_timeout("full", False) == 7200
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("import time; time.sleep(4)"))
+    nbformat.write(nb, str(tmp_path / "sleep.ipynb"))
+    env = {k: v for k, v in os.environ.items() if k != "LOCALDIFF_NBVAL_BUDGET"}
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"),
+                               "--rootdir", str(tmp_path), *extra, str(tmp_path / "sleep.ipynb")],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+    default = run()
+    assert default.returncode == 0 and "smoke form of the standard budget" in default.stdout, default.stdout[-2000:]
+    assert "at most 300 s per cell" in default.stdout, default.stdout[-2000:]
+    explicit = run("--nbval-cell-timeout=1")
+    assert explicit.returncode != 0 and "at most 1 s per cell" in explicit.stdout, explicit.stdout[-2000:]
