@@ -8,6 +8,9 @@ A checkpoint is a directory ``localdiff_lib/pretrained/NAME/`` with
   wall time, the held-out metric of every model and the SHA-256 of ``model.pt``;
 - ``train.log``: the training loss every 100 steps.
 
+Most recipes are denoisers; a recipe with ``kind="classifier"`` is an :class:`localdiff_lib.evaluate.Classifier`
+(trained by :func:`localdiff_lib.evaluate.train_classifier`), whose metric is its accuracy on the whole test split.
+
 Every name is a recipe in :data:`RECIPES`; ``python -m localdiff_lib.checkpoints train NAME`` produces the
 directory, ``python -m localdiff_lib.checkpoints check`` reloads every shipped one and recomputes its held-out
 metric. :func:`load` refuses a file whose hash differs from its record. :func:`pretrained` loads a shipped
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -40,9 +44,11 @@ from .models import build_model
 from .train import fit, held_out_loss, load_checkpoint, save_checkpoint
 
 __all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "load", "pretrained", "train", "check",
-           "local_denoisers", "global_unet", "sha256", "provenance"]
+           "local_denoisers", "global_unet", "classifier", "sha256", "provenance"]
 
 HELD_OUT = 2000
+_METRIC_NAME = {"denoiser": "train.held_out_loss on the first {n} {dataset} test images (seed 1234)",
+                "classifier": "evaluate.accuracy on every {dataset} test image"}
 
 #: the resumable training state in a checkpoint's directory (git-ignored; see :func:`train`)
 WORK_FILE = "train-state.pt"
@@ -92,6 +98,16 @@ def _global_converged(dataset: str) -> dict:
                      "converges")
 
 
+def _classifier(dataset: str) -> dict:
+    return dict(
+        dataset=dataset,
+        kind="classifier",
+        models={"classifier": ["Classifier", dict(num_classes=10, width=32, feature_dim=128)]},
+        fit=dict(steps=4000, batch_size=128, lr=2e-3, seed=0),
+        note="the digit classifier of the identity-loss and sample-quality measurements (test accuracy at least 99 %)",
+    )
+
+
 #: name -> recipe: the data set (all of its training split), the models (class, constructor config) and the
 #: arguments of :func:`localdiff_lib.train.fit`. Sized for two CPU cores (minutes, not hours).
 RECIPES: dict[str, dict] = {
@@ -103,6 +119,7 @@ RECIPES: dict[str, dict] = {
     "mnist-local-family": _family("mnist", None),
     "mnist-local-fixed-depth": _family("mnist", 7),
     "mnist-global-unet": _global_converged("mnist"),
+    "mnist-classifier": _classifier("mnist"),
 }
 
 
@@ -177,7 +194,7 @@ def load(name: str, directory: str | Path | None = None, device: str | torch.dev
         raise ValueError(f"{where / 'model.pt'} has SHA-256 {digest}, but its record says {rec['sha256']}: the file "
                          f"was changed or corrupted; restore it (git checkout) or train it again")
     keys = list(rec["recipe"]["models"])
-    models = [build_model(cls, cfg) for cls, cfg in rec["recipe"]["models"].values()]
+    models = [_build(cls, cfg) for cls, cfg in rec["recipe"]["models"].values()]
     load_checkpoint(where / "model.pt", models)
     out = {}
     for k, m in zip(keys, models):
@@ -193,6 +210,28 @@ def local_denoisers(dataset: str = "mnist", device: str | torch.device = "cpu") 
 def global_unet(dataset: str = "mnist", device: str | torch.device = "cpu") -> nn.Module:
     """The shipped small U-Net of ``dataset`` (:func:`pretrained` of ``DATASET-global-small``)."""
     return pretrained(f"{dataset}-global-small", device=device)["global"]
+
+
+def classifier(dataset: str = "mnist", device: str | torch.device = "cpu") -> nn.Module:
+    """The shipped digit classifier (:func:`pretrained` of ``DATASET-classifier``; MNIST only)."""
+    return pretrained(f"{dataset}-classifier", device=device)["classifier"]
+
+
+def _build(class_name: str, config: dict) -> nn.Module:
+    if class_name == "Classifier":
+        from .evaluate import Classifier
+
+        return Classifier(**config)
+    return build_model(class_name, config)
+
+
+def _metric(recipe: dict, model: nn.Module) -> float:
+    """The held-out metric of one model of a recipe: test accuracy (classifier) or held-out velocity loss."""
+    if recipe.get("kind") == "classifier":
+        from .evaluate import accuracy
+
+        return accuracy(model, *load_dataset(recipe["dataset"], "test"))
+    return held_out_loss(model, _held_out_images(recipe["dataset"]))
 
 
 def pretrained(name: str, device: str | torch.device = "cpu", *, train_if_missing: bool = True) -> dict[str, nn.Module]:
@@ -283,6 +322,8 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     if threads is not None:
         torch.set_num_threads(threads)
     dev = torch.device(device) if device is not None else default_device()
+    if recipe.get("kind") == "classifier":
+        return _train_classifier(name, recipe, out, dev, threads)
     images, _ = load_dataset(recipe["dataset"], "train")
     held = _held_out_images(recipe["dataset"])
     keys = list(recipe["models"])
@@ -320,13 +361,32 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     return rec
 
 
+def _train_classifier(name, recipe, out, dev, threads) -> dict:
+    """A classifier recipe: minutes of training, so no doublings and no resumable state; metric: test accuracy."""
+    from .evaluate import train_classifier
+
+    images, labels = load_dataset(recipe["dataset"], "train")
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    (cls, cfg), = recipe["models"].values()
+    if cls != "Classifier" or cfg != dict(num_classes=10, width=cfg["width"], feature_dim=128):
+        raise ValueError(f"a classifier recipe trains evaluate.Classifier(width=...) with 10 classes and 128 features; "
+                         f"got {cls}({cfg})")
+    model = train_classifier(images, labels, width=cfg["width"], device=dev, losses=losses, **recipe["fit"])
+    seconds = time.perf_counter() - t0
+    hist = SimpleNamespace(steps=len(losses), losses=torch.tensor(losses)[:, None])
+    state = dict(seconds=seconds, curve={"classifier": [_metric(recipe, model)]})
+    return _write(name, recipe, out, [model], hist, state, dev, threads)
+
+
 def _write(name, recipe, out, models, hist, state, dev, threads) -> dict:
     keys = list(recipe["models"])
     for m in models:
         m.to("cpu").to(memory_format=torch.contiguous_format)
     save_checkpoint(out / "model.pt", [m.cpu() for m in models], config=dict(name=name, recipe=recipe))
     losses = hist.losses.reshape(hist.losses.shape[0], -1)
-    lines = [f"# {name}: training loss (velocity MSE) of each model, mean over the last 100 steps",
+    loss_name = "cross-entropy" if recipe.get("kind") == "classifier" else "velocity MSE"
+    lines = [f"# {name}: training loss ({loss_name}) of each model, mean over the last 100 steps",
              "step " + " ".join(keys)]
     for s in range(100, losses.shape[0] + 1, 100):
         lines.append(f"{s} " + " ".join(f"{v:.5f}" for v in losses[s - 100:s].mean(0)))
@@ -338,7 +398,7 @@ def _write(name, recipe, out, models, hist, state, dev, threads) -> dict:
         name=name,
         recipe=recipe,
         command=f"python -m localdiff_lib.checkpoints train {name}" + (f" --threads {threads}" if threads else ""),
-        held_out=dict(metric=f"train.held_out_loss on the first {HELD_OUT} {recipe['dataset']} test images (seed 1234)",
+        held_out=dict(metric=_METRIC_NAME[recipe.get("kind", "denoiser")].format(n=HELD_OUT, dataset=recipe["dataset"]),
                       values={k: c[-1] for k, c in state["curve"].items()}),
         steps=int(hist.steps),
         complete=int(hist.steps) == plan[-1] or (done is not None and all(done.values())),
@@ -360,11 +420,10 @@ def check(name: str, directory: str | Path | None = None, rtol: float = 1e-3) ->
     """
     rec = record(name, directory)
     models = load(name, directory)
-    held = _held_out_images(rec["recipe"]["dataset"])
     out = {}
     for k, m in models.items():
         want = rec["held_out"]["values"][k]
-        got = held_out_loss(m, held)
+        got = _metric(rec["recipe"], m)
         if abs(got - want) > rtol * abs(want):
             raise AssertionError(f"checkpoint {name}, model {k}: held-out loss {got:.6f}, recorded {want:.6f}")
         out[k] = (want, got)

@@ -223,6 +223,7 @@ class Classifier(nn.Module):
 
     def __init__(self, num_classes: int = 10, width: int = 32, feature_dim: int = 128):
         super().__init__()
+        self.config = dict(num_classes=num_classes, width=width, feature_dim=feature_dim)  # what checkpoints store
         self.body = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -250,9 +251,10 @@ def train_classifier(
     seed: int = 0,
     device=None,
     progress: bool = False,
+    losses: list | None = None,
 ) -> Classifier:
     """Train a :class:`Classifier` (conv widths ``width``, ``2 width``) with Adam on random batches (seeded);
-    returns it in eval mode."""
+    returns it in eval mode. A list given as ``losses`` receives the cross-entropy of every step."""
     check_images(images)
     if not torch.is_tensor(labels) or labels.ndim != 1 or labels.dtype == torch.bool or labels.is_floating_point() \
             or labels.is_complex():
@@ -282,6 +284,8 @@ def train_classifier(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if losses is not None:
+            losses.append(float(loss.detach()))
     return model.eval()
 
 

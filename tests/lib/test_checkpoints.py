@@ -15,7 +15,7 @@ SHIPPED = checkpoints.available()
 
 
 #: the checkpoints the chapters load (the others are shipped when their training run is done)
-USED = {f"{d}-{k}" for d in ("mnist", "fashion-mnist") for k in ("local-c16", "global-small")}
+USED = {f"{d}-{k}" for d in ("mnist", "fashion-mnist") for k in ("local-c16", "global-small")} | {"mnist-classifier"}
 
 
 def test_the_shipped_set_is_complete_and_small():
@@ -51,6 +51,8 @@ def test_shipped_checkpoint_reproduces_its_record(name, one_thread):
         assert not m.training
         if isinstance(m, models.LocalDenoiser):
             assert m.radius == int(key.split("=")[1])
+    kind = rec["recipe"].get("kind", "denoiser")
+    assert rec["held_out"]["metric"] == checkpoints._METRIC_NAME[kind].format(n=checkpoints.HELD_OUT, dataset=rec["recipe"]["dataset"])
     dataset = rec["recipe"]["dataset"]
     if dataset != "mnist" and data.load_optional(dataset, "test") is None:  # Fashion-MNIST is optional (note printed)
         pytest.skip(f"{dataset} is not available: the held-out metric of {name} is not recomputed")
@@ -140,3 +142,15 @@ def test_converged_is_the_last_doubling_rule():
     assert checkpoints.converged([1.0, 0.995], 0.01) and not checkpoints.converged([1.0, 0.98], 0.01)
     assert not checkpoints.converged([1.0], 0.01)  # one measurement says nothing about convergence
 
+
+
+def test_the_shipped_classifier_reaches_99_percent_on_the_whole_test_split():
+    # the identity-loss and sample-quality measurements need a classifier of at least 99 % test accuracy
+    # (recomputed here on all 10,000 MNIST test digits, never seen in training)
+    from localdiff_lib import evaluate
+
+    clf = checkpoints.classifier("mnist")
+    assert isinstance(clf, evaluate.Classifier) and not clf.training
+    test_images, test_labels = data.load_dataset("mnist", "test")
+    acc = evaluate.accuracy(clf, test_images, test_labels)
+    assert acc >= 0.99 and acc == checkpoints.record("mnist-classifier")["held_out"]["values"]["classifier"], acc
