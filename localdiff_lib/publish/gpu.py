@@ -16,7 +16,9 @@ no network:
      the run times go to ``status_gpu.json``, the file the status page's GPU column reads (copy it to
      ``book/status_gpu.json`` and commit it, naming the machine);
    * ``recipes``: the shipped-result recipes meant for a GPU (``localdiff_lib.cmi_map`` recipes named ``*-gpu``),
-     resumable, stopped at the deadline; what finished is a result with its record, like every shipped result.
+     then the converged checkpoints (``localdiff_lib.checkpoints`` recipes trained by doubling, into
+     ``OUT/checkpoints``), each resumable and stopped at the deadline; what finished is a result or a checkpoint
+     with its record, like every shipped one.
 
    Everything lands in ``OUT``: ``summary.json`` (what ran, how long, what failed and why), ``status_gpu.json``,
    ``run.log`` (all output) and one folder per recipe. A step that does not fit in the time left is recorded as
@@ -222,18 +224,20 @@ def run(out: Path, minutes: float = 9.0, budget: str = "standard", dry_run: bool
     gpu_times["chapters"] = times
     (out / "status_gpu.json").write_text(json.dumps(gpu_times, indent=2) + "\n")
 
-    # --- the GPU recipes of the shipped results
-    from .. import cmi_map
+    # --- the GPU recipes of the shipped results, then the converged checkpoints
+    from .. import checkpoints, cmi_map
 
-    recipes = [] if dry_run else [n for n in cmi_map.MAP_RECIPES if n.endswith("-gpu")]
-    for name in recipes:
+    recipes = [] if dry_run else (
+        [(n, "cmi_map", "run", out) for n in cmi_map.MAP_RECIPES if n.endswith("-gpu")]
+        + [(n, "checkpoints", "train", out / "checkpoints") for n, r in checkpoints.RECIPES.items() if "doubling" in r])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for name, module, verb, where in recipes:
         if left() < 60:
             summary["steps"].setdefault("skipped", []).append(name)
             log(f"{name}: skipped (no time left)")
             continue
-        device = "cuda" if torch.cuda.is_available() else "cpu"
         summary["steps"].setdefault("recipes", {})[name] = _run(
-            [sys.executable, "-m", "localdiff_lib.cmi_map", "run", name, "--device", device, "--dir", str(out)],
+            [sys.executable, "-m", f"localdiff_lib.{module}", verb, name, "--device", device, "--dir", str(where)],
             log, left() - 30, env=env)
         save()
     summary["seconds"] = round(60 * minutes - left(), 1)

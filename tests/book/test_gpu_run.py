@@ -43,6 +43,26 @@ def test_dry_run_writes_the_folder_a_gpu_run_would(tmp_path, monkeypatch):
     assert all(isinstance(v, float) for v in status["chapters"].values())
 
 
+def test_a_real_run_produces_the_gpu_recipes_and_the_converged_checkpoints(tmp_path, monkeypatch):
+    # every command the run would start, without running them: the benchmarks, then (no chapters here) each map
+    # recipe named *-gpu and each checkpoint recipe trained by doubling, into the output folder
+    from localdiff_lib import checkpoints, cmi_map
+
+    calls = []
+    monkeypatch.setattr(gpu, "_run", lambda cmd, log, timeout, **kw: calls.append(cmd) or {"rc": 0, "seconds": 0.0, "tail": ""})
+    monkeypatch.setattr(gpu, "_unpack_data", lambda cache, log: [])
+    monkeypatch.setattr(gpu, "notebook_pages", lambda: [])
+    monkeypatch.setattr(sys, "argv", ["gpu", "run", str(tmp_path / "out")])
+    summary = gpu.run(tmp_path / "out", minutes=10)
+    maps = [n for n in cmi_map.MAP_RECIPES if n.endswith("-gpu")]
+    trained = [n for n, r in checkpoints.RECIPES.items() if "doubling" in r]
+    assert maps and trained and list(summary["steps"]["recipes"]) == maps + trained
+    recipe_calls = calls[2:]
+    assert [c[2:5] for c in recipe_calls] == [["localdiff_lib.cmi_map", "run", n] for n in maps] + \
+        [["localdiff_lib.checkpoints", "train", n] for n in trained]
+    assert all(c[-1] == str(tmp_path / "out" / "checkpoints") for c in recipe_calls[len(maps):])
+
+
 def test_the_meter_counts_flops_and_operations(tmp_path):
     # one linear layer, forward and weight gradient, 10 times: torch's formulas give 2 * 64 * 100 * 100 FLOPs each
     from localdiff_lib.publish import meter
