@@ -103,7 +103,7 @@ def _classifier(dataset: str) -> dict:
         dataset=dataset,
         kind="classifier",
         models={"classifier": ["Classifier", dict(num_classes=10, width=32, feature_dim=128)]},
-        fit=dict(steps=4000, batch_size=128, lr=2e-3, seed=0),
+        fit=dict(steps=6000, batch_size=128, lr=2e-3, seed=0),
         note="the digit classifier of the identity-loss and sample-quality measurements (test accuracy at least 99 %)",
     )
 

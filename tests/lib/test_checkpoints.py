@@ -153,4 +153,5 @@ def test_the_shipped_classifier_reaches_99_percent_on_the_whole_test_split():
     assert isinstance(clf, evaluate.Classifier) and not clf.training
     test_images, test_labels = data.load_dataset("mnist", "test")
     acc = evaluate.accuracy(clf, test_images, test_labels)
-    assert acc >= 0.99 and acc == checkpoints.record("mnist-classifier")["held_out"]["values"]["classifier"], acc
+    recorded = checkpoints.record("mnist-classifier")["held_out"]["values"]["classifier"]
+    assert acc >= 0.99 and abs(acc - recorded) <= 2e-4, (acc, recorded)   # another CPU may flip a digit or two
