@@ -310,6 +310,42 @@ def features(classifier: Classifier, images: torch.Tensor, batch_size: int = 100
                       for i in range(0, images.shape[0], batch_size)])
 
 
+@torch.no_grad()
+def identity_kept(classifier: Classifier, recovered: torch.Tensor, originals: torch.Tensor,
+                  labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, whether a recovery kept the identity of its original: ``(class_kept, instance_kept)``, two boolean
+    arrays ``(N,)``. *Class*: the classifier labels the recovered image with the original's label. *Instance*: of all
+    ``N`` originals, the recovered image is nearest to its own in the classifier's features (a recovery can stay a 7
+    and still become another 7). Chapter "Local versus global denoisers"."""
+    check_images(recovered, "recovered", unit_range=False)   # a recovery may leave [0, 1]: it is classified as it is
+    check_images(originals, "originals")
+    if recovered.shape != originals.shape:
+        raise ValueError(f"recovered and originals must have one shape; got {tuple(recovered.shape)} and "
+                         f"{tuple(originals.shape)}")
+    if not torch.is_tensor(labels) or labels.shape != (originals.shape[0],):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise InputError(f"labels must be a tensor (N,) with one label per original; got {got}")
+    class_kept = (predict(classifier, recovered).argmax(1) == labels.cpu()).numpy()
+    nearest = torch.cdist(features(classifier, recovered).double(), features(classifier, originals).double()).argmin(1)
+    return class_kept, (nearest == torch.arange(len(originals))).numpy()
+
+
+def loss_times(kept, T_values) -> np.ndarray:
+    """Per image, the first ``T`` of the grid at which its identity was not kept (``inf`` when it was kept at every
+    ``T``): ``kept`` is a boolean array ``(len(T_values), N)`` (:func:`identity_kept` at each ``T``). Its low
+    quantiles are the onset of identity loss (the first images lost), its median the time at which half are lost."""
+    Ts = np.asarray(_check_T(T_values))
+    kept = np.asarray(kept)
+    if kept.dtype != bool or kept.ndim != 2 or kept.shape[0] != len(Ts):
+        raise InputError(f"kept must be a boolean array (len(T_values), N) = ({len(Ts)}, N); got dtype {kept.dtype}, "
+                         f"shape {kept.shape}")
+    if np.any(np.diff(Ts) <= 0):
+        raise InputError(f"T_values must increase; got {list(Ts)}")
+    lost = ~kept
+    first = lost.argmax(axis=0)
+    return np.where(lost.any(axis=0), Ts[first], np.inf)
+
+
 def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh((a + a.T) / 2)
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T

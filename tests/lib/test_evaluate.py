@@ -159,3 +159,51 @@ def test_precision_recall_rejects_bad_input():
         evaluate.precision_recall(real, torch.full((10, 4), float("nan")))
     with pytest.raises(ValueError, match=r"\(N, d\)"):
         evaluate.precision_recall(real, torch.randn(10))
+
+
+class MeanClassifier(nn.Module):
+    """A stand-in classifier with known answers: class = the mean pixel times 10 (rounded down, at most 9);
+    features = the pixels themselves."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def features(self, x):
+        return x.flatten(1) + 0 * self.dummy
+
+    def forward(self, x):
+        cls = (x.mean(dim=(1, 2, 3)) * 10).floor().clamp(0, 9).long()
+        return torch.nn.functional.one_hot(cls, 10).float() * 10 + 0 * self.dummy
+
+
+def test_identity_kept_by_class_and_by_instance():
+    clf = MeanClassifier()
+    originals = torch.stack([torch.full((1, 4, 4), v) for v in (0.05, 0.15, 0.16, 0.55)])
+    labels = torch.tensor([0, 1, 1, 5])
+    # a perfect recovery keeps both
+    c, i = evaluate.identity_kept(clf, originals.clone(), originals, labels)
+    assert c.tolist() == [True] * 4 and i.tolist() == [True] * 4
+    # swapping the two 1s keeps the class but not the instance; a shift into the next class loses the class while the
+    # nearest original is still its own: the two measures answer different questions
+    rec = originals[[0, 2, 1, 3]].clone()
+    rec[3] += 0.1
+    c, i = evaluate.identity_kept(clf, rec, originals, labels)
+    assert c.tolist() == [True, True, True, False] and i.tolist() == [True, False, False, True]
+    # a recovery outside [0, 1] is classified as it is, not refused or clipped
+    c, _ = evaluate.identity_kept(clf, originals - 0.1, originals, labels)
+    assert c.tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="one label per original"):
+        evaluate.identity_kept(clf, originals, originals, labels[:3])
+
+
+def test_loss_times_are_the_first_time_lost():
+    kept = np.array([[True, True, True], [True, False, True], [False, False, True]])
+    times = evaluate.loss_times(kept, [0.1, 0.2, 0.3])
+    assert times[0] == 0.3 and times[1] == 0.2 and np.isinf(times[2])
+    # lost once means lost at that time, even if a later T keeps it again (the onset, per image)
+    assert evaluate.loss_times(np.array([[False], [True]]), [0.1, 0.2]).tolist() == [0.1]
+    with pytest.raises(ValueError, match="boolean array"):
+        evaluate.loss_times(kept.astype(int), [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="increase"):
+        evaluate.loss_times(kept, [0.3, 0.2, 0.1])
