@@ -288,6 +288,23 @@ def sample(
     return torch.cat(outs), total
 
 
+def equal_compute_steps(macs_per_image: float, model: nn.Module, solver: str = "euler", image_size: int = 28) -> int:
+    """The most steps of ``model`` alone with ``solver`` (Heun: two evaluations per step) whose multiply-adds per
+    image do not exceed ``macs_per_image``, e.g. the :attr:`SolveRecord.macs_per_image` of a hybrid schedule: the
+    single-model baseline at equal compute (chapter "Hybrid sampling")."""
+    model = _check_model(model)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}; got {solver!r}")
+    budget = number(macs_per_image, "macs_per_image", above=0.0)
+    image_size = integer(image_size, "image_size")
+    per_step = (2 if solver == "heun" else 1) * _macs_of(model, image_size, image_size)
+    steps = int(budget // per_step)
+    if steps < 1:
+        raise InputError(f"{macs_per_image:.4g} multiply-adds per image do not pay for one {solver} step of "
+                         f"{label(model)} ({per_step:.4g}); compare at a larger budget")
+    return steps
+
+
 def steps_for(t_start: float, steps_per_unit_time: int, t_end: float = 0.0) -> int:
     """The number of steps that keeps the step size at most ``1 / steps_per_unit_time`` over ``[t_end, t_start]``."""
     t_start, t_end = unit_time(t_start, "t_start"), unit_time(t_end, "t_end")

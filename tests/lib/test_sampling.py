@@ -152,3 +152,29 @@ def test_bad_inputs_are_clear_errors():
         HybridSchedule(local, [(0.5, glob)])
     with pytest.raises(ValueError, match="prediction"):
         HybridSchedule(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+def test_equal_compute_steps_spends_at_most_the_hybrid_budget(solver):
+    # the paper's split costs what its record says; the global model alone at the returned number of steps costs no
+    # more, and one step more would cost more
+    from localdiff_lib.sampling import equal_compute_steps
+
+    torch.manual_seed(0)
+    local, glob = LocalDenoiser(radius=2, channels=8), GlobalUNet(channels=(8, 16, 32))
+    _, rec = sample(HybridSchedule.paper_split(local, glob), n=2, steps=32, seed=0)
+    k = equal_compute_steps(rec.macs_per_image, glob, solver)
+    _, base = sample(glob, n=2, steps=k, solver=solver, seed=0)
+    _, more = sample(glob, n=2, steps=k + 1, solver=solver, seed=0)
+    assert base.macs_per_image <= rec.macs_per_image < more.macs_per_image, (k, base, rec, more)
+    assert base.nfe == k * (2 if solver == "heun" else 1)
+
+
+def test_equal_compute_steps_refuses_a_budget_below_one_step():
+    from localdiff_lib.sampling import equal_compute_steps
+
+    glob = GlobalUNet(channels=(8, 16, 32))
+    with pytest.raises(ValueError, match="do not pay for one heun step"):
+        equal_compute_steps(count_macs(glob) * 1.5, glob, "heun")
+    with pytest.raises(ValueError, match="solver must be one of"):
+        equal_compute_steps(1e9, glob, "rk4")
