@@ -432,14 +432,15 @@ def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, b
     return torch.cat([(torch.cdist(chunk, centres) <= radii).any(dim=1) for chunk in points.split(batch_size)])
 
 
-def precision_recall(real_feats, fake_feats, k: int = 3, batch_size: int = 1024) -> tuple[float, float]:
+def precision_recall(real_feats, fake_feats, k: int = 3, batch_size: int = 1024, per_item: bool = False):
     """Precision and recall of generated samples on the feature manifold (Kynkäänniemi et al. 2019).
 
     The manifold of a set is the union of balls centred on its points with radius the distance to the point's
     ``k``-th nearest neighbour in the same set. **Precision**: the fraction of generated samples inside the real
     manifold (are the samples realistic?); **recall**: the fraction of real samples inside the generated manifold
     (is the variety of the data covered?). Both are in ``[0, 1]``; the real-versus-real value at the same ``n`` is
-    the reference (chapter "Hybrid sampling")."""
+    the reference (chapter "Hybrid sampling"). ``per_item=True`` returns the two boolean arrays instead (which
+    generated samples lie in the real manifold, which real samples in the generated one), e.g. for intervals."""
     real, fake = _feature_matrix(real_feats, "real_feats"), _feature_matrix(fake_feats, "fake_feats")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"real_feats and fake_feats must have the same feature dimension; got {real.shape[1]} and "
@@ -449,6 +450,70 @@ def precision_recall(real_feats, fake_feats, k: int = 3, batch_size: int = 1024)
     if min(len(real), len(fake)) <= k:
         raise InputError(f"each set needs more than k = {k} feature vectors for a k-th nearest neighbour; got "
                          f"{len(real)} real and {len(fake)} generated: use more samples or a smaller k")
-    precision = _covered(fake, real, _knn_radii(real, k, batch_size), batch_size).double().mean()
-    recall = _covered(real, fake, _knn_radii(fake, k, batch_size), batch_size).double().mean()
-    return float(precision), float(recall)
+    in_real = _covered(fake, real, _knn_radii(real, k, batch_size), batch_size)
+    in_fake = _covered(real, fake, _knn_radii(fake, k, batch_size), batch_size)
+    if per_item:
+        return in_real.numpy(), in_fake.numpy()
+    return float(in_real.double().mean()), float(in_fake.double().mean())
+
+
+@dataclass
+class SampleQuality:
+    """The quality of ``n`` generated images (:func:`sample_quality`). Means over the images carry a 95 % bootstrap
+    interval (``*_ci``); the Fréchet distance and the class histogram's distance to uniform do not: resampling with
+    replacement duplicates images and biases them upwards (measured: the bootstrap interval of a Fréchet distance
+    can miss its own value), so their intervals come from independent sample sets (sampler seeds). Both come with
+    their value for real images at the same ``n`` (``*_floor``), since both are biased upwards at finite ``n``."""
+
+    n: int
+    fd: float
+    fd_floor: float          # Fréchet distance between two real sets of size n
+    precision: float
+    precision_ci: tuple
+    recall: float
+    recall_ci: tuple
+    class_tv: float          # total variation between the predicted-class histogram and the uniform one
+    class_tv_floor: float    # the same for n real images
+    class_hist: list
+    nn_distance: float       # mean RMS pixel distance to the nearest training image
+    nn_distance_ci: tuple
+
+    def __str__(self) -> str:
+        f = lambda v, ci, d: f"{v:.{d}f} [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+        return (f"n = {self.n}: Fréchet {self.fd:.2f} (floor {self.fd_floor:.2f}), precision "
+                f"{f(self.precision, self.precision_ci, 3)}, recall {f(self.recall, self.recall_ci, 3)}, class TV "
+                f"{self.class_tv:.3f} (floor {self.class_tv_floor:.3f}), NN distance "
+                f"{f(self.nn_distance, self.nn_distance_ci, 4)}")
+
+
+def _class_tv(classifier, images) -> tuple[float, list]:
+    counts = np.bincount(predict(classifier, images).argmax(1).numpy(), minlength=10)
+    return 0.5 * float(np.abs(counts / counts.sum() - 0.1).sum()), counts.tolist()
+
+
+def sample_quality(classifier: Classifier, samples: torch.Tensor, real: torch.Tensor, real_floor: torch.Tensor,
+                   train: torch.Tensor, *, k: int = 3, n_boot: int = 1000, seed: int = 0) -> SampleQuality:
+    """Fréchet distance, precision and recall (:func:`precision_recall`, ``k``), the class histogram against uniform
+    and the nearest-training-image distance of ``samples``, on ``classifier``'s features; precision, recall and the
+    distance with a percentile bootstrap interval (``n_boot`` resamples of the samples, of the real images for
+    recall). ``real`` and ``real_floor`` are two disjoint real sets of the size of ``samples``: their Fréchet
+    distance is the floor that a finite ``n`` puts under every value (chapter "Hybrid sampling")."""
+    from .stats import bootstrap_interval
+
+    for name, v in (("real", real), ("real_floor", real_floor), ("train", train)):
+        check_images(v, name)
+    check_images(samples, "samples", unit_range=False)     # generated images may leave [0, 1]; kept as they are
+    n = samples.shape[0]
+    if real.shape[0] != n or real_floor.shape[0] != n:
+        raise ValueError(f"real and real_floor must hold as many images as samples ({n}): the Fréchet distance's "
+                         f"bias depends on n; got {real.shape[0]} and {real_floor.shape[0]}")
+    f_gen, f_real = features(classifier, samples), features(classifier, real)
+    in_real, in_gen = precision_recall(f_real, f_gen, k=k, per_item=True)
+    nn = nearest_train_distance(samples, train, dtype=torch.float32)[0].double().numpy()
+    tv, hist = _class_tv(classifier, samples)
+    ci = lambda values: bootstrap_interval(lambda i: values[i].mean(), n, n_boot=n_boot, seed=seed)
+    return SampleQuality(
+        n=n, fd=frechet_distance(f_gen, f_real), fd_floor=frechet_distance(features(classifier, real_floor), f_real),
+        precision=float(in_real.mean()), precision_ci=ci(in_real), recall=float(in_gen.mean()), recall_ci=ci(in_gen),
+        class_tv=tv, class_tv_floor=_class_tv(classifier, real_floor)[0], class_hist=hist,
+        nn_distance=float(nn.mean()), nn_distance_ci=ci(nn))

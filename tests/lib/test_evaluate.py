@@ -207,3 +207,27 @@ def test_loss_times_are_the_first_time_lost():
         evaluate.loss_times(kept.astype(int), [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="increase"):
         evaluate.loss_times(kept, [0.3, 0.2, 0.1])
+
+
+def test_sample_quality_tells_real_digits_from_collapsed_ones(one_thread):
+    # with the shipped classifier: a third real set sits at the floor and covers the data; copies of one digit are
+    # realistic (precision) but cover nothing else (recall), have one class (TV 0.9) and sit on a training image
+    from localdiff_lib import checkpoints, data
+
+    clf = checkpoints.classifier("mnist")
+    test_images, _ = data.load_dataset("mnist", "test")
+    train_images, _ = data.load_dataset("mnist", "train")
+    real, floor, other = test_images[:300], test_images[300:600], test_images[600:900]
+    good = evaluate.sample_quality(clf, other, real, floor, train_images[:5000], n_boot=50)
+    bad = evaluate.sample_quality(clf, train_images[:1].repeat(300, 1, 1, 1), real, floor, train_images[:5000], n_boot=50)
+    assert good.n == 300 and good.fd < 2 * good.fd_floor and bad.fd > 10 * good.fd, (good, bad)
+    assert good.recall > 0.6 and bad.recall < 0.05 and bad.precision == 1.0, (good, bad)
+    for q in (good, bad):   # intervals of means contain their mean
+        for v, (lo, hi) in ((q.precision, q.precision_ci), (q.recall, q.recall_ci), (q.nn_distance, q.nn_distance_ci)):
+            assert lo <= v <= hi, (v, lo, hi)
+    assert good.class_tv < 0.15 and good.class_tv_floor < 0.15 and abs(bad.class_tv - 0.9) < 1e-12
+    assert sum(bad.class_hist) == 300 and max(bad.class_hist) == 300
+    assert bad.nn_distance < 1e-3 < 0.02 < good.nn_distance, (good.nn_distance, bad.nn_distance)  # float32: ~1e-3
+    assert "Fréchet" in str(good)
+    with pytest.raises(ValueError, match="as many images as samples"):
+        evaluate.sample_quality(clf, other[:100], real, floor, train_images[:100])
