@@ -12,7 +12,7 @@ the page a CPU reader sees and the structure a Colab student gets, without a thi
 starts and restored for every other test.
 
 The plugin also owns the time one cell may run (:func:`cell_timeout`), for nbval (unless ``--nbval-cell-timeout`` is
-given) and for ``tests/book/test_chapters.py``.
+given) and for ``tests/book/test_chapters.py``, and the kernels' OpenMP wait policy (:func:`pytest_configure`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ NBVAL_DEFAULT_TIMEOUT = 2000.0   # nbval's own default of --nbval-cell-timeout: 
 
 def cell_timeout(budget: str, smoke: bool) -> int:
     """Seconds one notebook cell may run. In quick and the smoke forms the slowest whole chapter takes about 75 s in
-    CI, so 300 s is a margin of four that also bounds what a rarely stalled kernel costs (2026-11-27 and 2026-12-05:
-    the client waited until the timeout, and the same chapter then ran normally; cause unknown); the larger budgets
-    train for many minutes in one cell."""
+    CI, so 300 s is a margin of four that also bounds what a slowed kernel costs before its retry (see
+    :func:`pytest_configure`); the larger budgets train for many minutes in one cell."""
     return 300 if budget == "quick" or smoke else 7200
 
 
@@ -52,6 +51,12 @@ def nbval_form(value: str | None = None) -> tuple[str, bool]:
 def pytest_configure(config):
     if getattr(config.option, "nbval_cell_timeout", None) == NBVAL_DEFAULT_TIMEOUT:
         config.option.nbval_cell_timeout = float(cell_timeout(*nbval_form()))
+    # The notebook kernels (of nbval and of tests/book/test_chapters.py) inherit this: OpenMP threads that wait at a
+    # barrier sleep instead of spinning. With the default, a kernel's two torch threads on a 2-core machine that
+    # also runs a background job slowed the training of four local models from 8.9 s (one thread) to 149 s (two):
+    # one thread spins while the other is descheduled; passive waiting gave 14.8 s (measured 2026-12-05). That
+    # slowdown, not a lost message, was the "stalled kernel" of the cell timeout. A value set by the user is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _is_nbval(item) -> bool:

@@ -63,3 +63,25 @@ def test_cell_timeout_follows_the_form_and_an_explicit_option_wins(tmp_path):
     assert "at most 300 s per cell" in default.stdout, default.stdout[-2000:]
     explicit = run("--nbval-cell-timeout=1")
     assert explicit.returncode != 0 and "at most 1 s per cell" in explicit.stdout, explicit.stdout[-2000:]
+
+
+def test_kernels_wait_passively_unless_the_user_says_otherwise(tmp_path):
+    # a kernel's OpenMP threads must not spin at barriers on a shared 2-core machine (publish.nbval_budget)
+    def run(env_value, expected):
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell('import os; print(os.environ.get("OMP_WAIT_POLICY"))')
+        cell.metadata["tags"] = ["nbval-check-output"]
+        cell.execution_count = 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected + "\n")]
+        nb.cells.append(cell)
+        nbformat.write(nb, str(tmp_path / "omp.ipynb"))
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if env_value is not None:
+            env["OMP_WAIT_POLICY"] = env_value
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"),
+                               "--rootdir", str(tmp_path), str(tmp_path / "omp.ipynb")],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+    assert run(None, "PASSIVE").returncode == 0
+    kept = run("ACTIVE", "ACTIVE")
+    assert kept.returncode == 0, kept.stdout[-2000:]
