@@ -47,7 +47,7 @@ def test_forms_are_checked():
 def test_cell_timeout_follows_the_form_and_an_explicit_option_wins(tmp_path):
     from localdiff_lib.publish.nbval_budget import cell_timeout
 
-    assert cell_timeout("quick", False) == cell_timeout("standard", True) == 300 and cell_timeout("full", False) == 7200
+    assert cell_timeout("quick", False) == cell_timeout("standard", True) == 600 and cell_timeout("full", False) == 7200
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_code_cell("import time; time.sleep(4)"))
     nbformat.write(nb, str(tmp_path / "sleep.ipynb"))
@@ -60,7 +60,7 @@ def test_cell_timeout_follows_the_form_and_an_explicit_option_wins(tmp_path):
 
     default = run()
     assert default.returncode == 0 and "smoke form of the standard budget" in default.stdout, default.stdout[-2000:]
-    assert "at most 300 s per cell" in default.stdout, default.stdout[-2000:]
+    assert "at most 600 s per cell" in default.stdout, default.stdout[-2000:]
     explicit = run("--nbval-cell-timeout=1")
     assert explicit.returncode != 0 and "at most 1 s per cell" in explicit.stdout, explicit.stdout[-2000:]
 
