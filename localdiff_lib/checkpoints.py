@@ -18,7 +18,8 @@ checkpoint, or trains the recipe into the cache (``LOCALDIFF_DATA``/checkpoints)
 
 The held-out metric is :func:`localdiff_lib.train.held_out_loss` (the velocity loss with a fixed draw of ``t``
 and noise) on the first :data:`HELD_OUT` images of the data set's test split, never seen in training.
-Chapters "Transition lab" and "Beyond the paper" use these models.
+Chapters "Transition lab" and "Beyond the paper" use the denoisers, "Local versus global denoisers" and "Hybrid
+sampling" the classifier.
 """
 
 from __future__ import annotations
@@ -365,13 +366,13 @@ def _train_classifier(name, recipe, out, dev, threads) -> dict:
     """A classifier recipe: minutes of training, so no doublings and no resumable state; metric: test accuracy."""
     from .evaluate import train_classifier
 
-    images, labels = load_dataset(recipe["dataset"], "train")
-    losses: list[float] = []
-    t0 = time.perf_counter()
     (cls, cfg), = recipe["models"].values()
     if cls != "Classifier" or cfg != dict(num_classes=10, width=cfg["width"], feature_dim=128):
         raise ValueError(f"a classifier recipe trains evaluate.Classifier(width=...) with 10 classes and 128 features; "
                          f"got {cls}({cfg})")
+    images, labels = load_dataset(recipe["dataset"], "train")
+    losses: list[float] = []
+    t0 = time.perf_counter()
     model = train_classifier(images, labels, width=cfg["width"], device=dev, losses=losses, **recipe["fit"])
     seconds = time.perf_counter() - t0
     hist = SimpleNamespace(steps=len(losses), losses=torch.tensor(losses)[:, None])
