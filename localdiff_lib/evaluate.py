@@ -8,8 +8,10 @@ by the model and the time.
 
 Sample quality: :class:`Classifier` is a small MNIST/Fashion-MNIST CNN trained in-house (no downloads); its
 penultimate features give a Fréchet distance (:func:`frechet_distance`, a matrix square root by
-eigendecomposition, no scipy) and precision and recall on the feature manifold (:func:`precision_recall`), and its
-predictions tell when a recovered digit has lost its identity.
+eigendecomposition, no scipy) and precision and recall on the feature manifold (:func:`precision_recall`), gathered
+with the class balance and the nearest-training distance by :func:`sample_quality`; its predictions and features tell
+when a recovered digit has lost its class or its instance (:func:`identity_kept`, :func:`loss_times`). The course
+ships a 99 % MNIST classifier (:func:`localdiff_lib.checkpoints.classifier`).
 """
 
 from __future__ import annotations
