@@ -14,9 +14,11 @@ from localdiff_lib.publish.chapters import ROOT
 from localdiff_lib.publish.nbval_budget import nbval_form
 
 
-def _notebook(path, expected: str):
+def _notebook(path, expected: str,
+              source: str = 'import os; print(os.environ.get("LOCALDIFF_BUDGET"), os.environ.get("LOCALDIFF_SMOKE"))'):
+    """A one-cell notebook whose checked output is ``expected`` (what the kernel should print)."""
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell('import os; print(os.environ.get("LOCALDIFF_BUDGET"), os.environ.get("LOCALDIFF_SMOKE"))')
+    cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = ["nbval-check-output"]
     cell.execution_count = 1
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected + "\n")]
@@ -68,13 +70,7 @@ def test_cell_timeout_follows_the_form_and_an_explicit_option_wins(tmp_path):
 def test_kernels_wait_passively_unless_the_user_says_otherwise(tmp_path):
     # a kernel's OpenMP threads must not spin at barriers on a shared 2-core machine (publish.nbval_budget)
     def run(env_value, expected):
-        nb = nbformat.v4.new_notebook()
-        cell = nbformat.v4.new_code_cell('import os; print(os.environ.get("OMP_WAIT_POLICY"))')
-        cell.metadata["tags"] = ["nbval-check-output"]
-        cell.execution_count = 1
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected + "\n")]
-        nb.cells.append(cell)
-        nbformat.write(nb, str(tmp_path / "omp.ipynb"))
+        _notebook(tmp_path / "omp.ipynb", expected, 'import os; print(os.environ.get("OMP_WAIT_POLICY"))')
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if env_value is not None:
             env["OMP_WAIT_POLICY"] = env_value
