@@ -120,6 +120,9 @@ RECIPES: dict[str, dict] = {
     "mnist-local-family": _family("mnist", None),
     "mnist-local-fixed-depth": _family("mnist", 7),
     "mnist-global-unet": _global_converged("mnist"),
+    "fashion-mnist-local-family": _family("fashion-mnist", None),
+    "fashion-mnist-local-fixed-depth": _family("fashion-mnist", 7),
+    "fashion-mnist-global-unet": _global_converged("fashion-mnist"),
     "mnist-classifier": _classifier("mnist"),
 }
 
@@ -453,7 +456,7 @@ def main(argv=None) -> int:
     elif args.cmd == "list":
         have = set(available())
         for n, r in RECIPES.items():
-            print(f"{n:28s} {'shipped' if n in have else 'not shipped':12s} {r['note']}")
+            print(f"{n:32s} {'shipped' if n in have else 'not shipped':12s} {r['note']}")
     else:
         for n in args.names or available():
             for k, (want, got) in check(n).items():
