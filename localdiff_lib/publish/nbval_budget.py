@@ -55,7 +55,8 @@ def pytest_configure(config):
     # barrier sleep instead of spinning. With the default, a kernel's two torch threads on a 2-core machine that
     # also runs a background job slowed the training of four local models from 8.9 s (one thread) to 149 s (two):
     # one thread spins while the other is descheduled; passive waiting gave 14.8 s (measured 2026-12-05). That
-    # slowdown, not a lost message, was the "stalled kernel" of the cell timeout. A value set by the user is kept.
+    # slowdown, not a lost message, was the "stalled kernel" seen here on a shared machine (the CI timeout of
+    # 2026-11-27 was not reproduced, so its cause is not proven). A value set by the user is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
