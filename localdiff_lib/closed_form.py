@@ -17,7 +17,9 @@ same question for one pixel at a time, from the noisy ``(2r+1) x (2r+1)`` window
 position ``p``. Borders: the window is zero-padded, for the noisy input and the training patches alike (as the
 library's ``LocalDenoiser`` pads), so a padded entry adds ``(0 - (1-t) 0)^2 = 0`` to every distance; the result is
 exactly the posterior given the part of the window that lies inside the image. No translation equivariance: the
-patches at ``p`` come only from position ``p``.
+patches at ``p`` come only from position ``p``. The equivariant version (``equivariant=True``,
+:func:`equivariant_local_x0`) pools the patches of every position into one bank, as a convolutional network shares
+its weights across positions.
 
 Both are ``nn.Module``s with the library's model interface: ``forward(x, t)`` returns the velocity ``Z - X_0``
 (``prediction = "velocity"``, converted from the clean-image estimate by :mod:`localdiff_lib.path`) or, with
@@ -45,7 +47,8 @@ from . import path
 from .checks import InputError, images as check_images, integer
 from .models import check_inputs, check_prediction
 
-__all__ = ["ideal_log_weights", "ideal_x0", "local_x0", "IdealDenoiser", "LocalPosteriorDenoiser"]
+__all__ = ["ideal_log_weights", "ideal_x0", "local_x0", "equivariant_local_x0", "IdealDenoiser",
+           "LocalPosteriorDenoiser"]
 
 #: elements per intermediate tensor (about 128 MB in float64) that sets the chunk sizes
 CHUNK_ELEMENTS = 1 << 24
@@ -140,6 +143,47 @@ def _patches(images: torch.Tensor, r: int) -> torch.Tensor:
     return windows.permute(1, 2, 3, 4, 0).reshape(H * W, k * k, n).contiguous()
 
 
+def _streaming_posterior_mean(y: torch.Tensor, t: torch.Tensor, bank) -> torch.Tensor:
+    """The patch posterior mean of the centre pixel, ``(L, Q)``, for noisy windows ``y`` (L, Q, K) at times ``t`` (Q,).
+
+    ``bank`` yields chunks ``(P, centre, count)`` of clean training patches, ``P`` (L, K, n), their centre pixels
+    ``centre`` (L, n, 1) and their multiplicities ``count`` (n,) (``None``: each patch once): query ``q`` of group
+    ``l`` is scored against the patches of group ``l`` only. The weights are ``count * exp(-|y - (1-t) P|^2 /
+    (2 t^2))``, normalised over all chunks with a streaming (log-sum-exp) softmax; at ``t = 0`` the posterior is
+    uniform over the nearest patches (counted with their multiplicities).
+    """
+    L, Q, _ = y.shape
+    dtype = y.dtype
+    a = 1 - t
+    denom, zero = _temperature(t)
+    # logits up to a per-(l, q) constant: -(|y|^2 - 2 a y.P + a^2 |P|^2) / (2 t^2); |y|^2 does not depend on the patch
+    scale_cross = (2 * a / denom).view(1, Q, 1)
+    scale_norm = (a * a / denom).view(1, Q, 1)
+    zero3 = zero.view(1, Q, 1)
+    y_scaled = (y * scale_cross).contiguous()
+    any_zero = bool(zero.any())
+    m = torch.full((L, Q), -math.inf, dtype=dtype, device=y.device)      # running max of the logits
+    s = torch.zeros((L, Q), dtype=dtype, device=y.device)                # running normaliser
+    acc = torch.zeros((L, Q), dtype=dtype, device=y.device)              # running weighted sum of centre pixels
+    for P, centre, count in bank:
+        norm = P.square().sum(1).unsqueeze(1)                            # (L, 1, n)
+        # (L, Q, n); at t = 0 (a = 1, denominator 1) this is -distance + |y|^2, whose maximisers are kept below
+        logits = torch.bmm(y_scaled, P) - scale_norm * norm
+        if count is not None:  # log multiplicities, left out at t = 0 where only the nearest patches count
+            logits = logits + torch.where(zero3, 0.0, count.to(dtype).log().view(1, 1, -1))
+        m_new = torch.maximum(m, logits.amax(2))
+        e = torch.exp(logits - m_new.unsqueeze(2))
+        rescale = torch.exp(m - m_new)
+        if any_zero:  # zero temperature: keep only the maximisers (the nearest patches), each with its multiplicity
+            nearest = (logits == m_new.unsqueeze(2)).to(dtype)
+            e = torch.where(zero3, nearest if count is None else nearest * count.to(dtype).view(1, 1, -1), e)
+            rescale = torch.where(zero.view(1, Q), (m == m_new).to(dtype), rescale)
+        s = s * rescale + e.sum(2)
+        acc = acc * rescale + torch.bmm(e, centre).squeeze(2)
+        m = m_new
+    return acc / s
+
+
 def local_x0(x: torch.Tensor, t, train_images: torch.Tensor, radius: int) -> torch.Tensor:
     """The optimal strictly local denoiser of receptive-field radius ``radius``, shaped like ``x``.
 
@@ -156,36 +200,51 @@ def local_x0(x: torch.Tensor, t, train_images: torch.Tensor, radius: int) -> tor
     B, _, H, W = x.shape
     L, k = H * W, 2 * r + 1
     y = _patches(x.to(dtype), r).transpose(1, 2)                          # (L, B, K): noisy windows
-    a = (1 - t).to(dtype)
-    denom, zero = _temperature(t.to(dtype))
-    # logits up to a per-(p, b) constant: -(|y|^2 - 2 a y.P + a^2 |P|^2) / (2 t^2); |y|^2 does not depend on i
-    scale_cross = (2 * a / denom).view(1, B, 1)
-    scale_norm = (a * a / denom).view(1, B, 1)
-    zero3 = zero.view(1, B, 1)
-    y_scaled = (y * scale_cross).contiguous()
-    any_zero = bool(zero.any())
-    m = torch.full((L, B), -math.inf, dtype=dtype, device=x.device)      # running max of the logits
-    s = torch.zeros((L, B), dtype=dtype, device=x.device)                # running normaliser
-    acc = torch.zeros((L, B), dtype=dtype, device=x.device)              # running weighted sum of centre pixels
     step = max(1, CHUNK_ELEMENTS // max(1, L * max(B, k * k)))
-    for start in range(0, train.shape[0], step):
-        tr = train[start:start + step].to(device=x.device)
-        P = _patches(tr, r)                                              # (L, K, n): training patches
-        norm = P.square().sum(1).unsqueeze(1)                            # (L, 1, n)
-        centre = tr.reshape(tr.shape[0], L).T.unsqueeze(2)               # (L, n, 1)
-        # (L, B, n); at t = 0 (a = 1, denominator 1) this is -distance + |y|^2, whose maximisers are kept below
-        logits = torch.bmm(y_scaled, P) - scale_norm * norm
-        m_new = torch.maximum(m, logits.amax(2))
-        e = torch.exp(logits - m_new.unsqueeze(2))
-        rescale = torch.exp(m - m_new)
-        if any_zero:  # zero temperature: keep only the maximisers (the nearest patches), each with weight 1
-            e = torch.where(zero3, (logits == m_new.unsqueeze(2)).to(dtype), e)
-            rescale = torch.where(zero.view(1, B), (m == m_new).to(dtype), rescale)
-        s = s * rescale + e.sum(2)
-        acc = acc * rescale + torch.bmm(e, centre).squeeze(2)
-        m = m_new
-    out = (acc / s).T.reshape(B, 1, H, W)
-    return out.to(x.dtype)
+
+    def bank():
+        for start in range(0, train.shape[0], step):
+            tr = train[start:start + step].to(device=x.device)
+            yield _patches(tr, r), tr.reshape(tr.shape[0], L).T.unsqueeze(2), None   # (L, K, n), (L, n, 1)
+
+    out = _streaming_posterior_mean(y, t.to(dtype), bank())
+    return out.T.reshape(B, 1, H, W).to(x.dtype)
+
+
+def equivariant_local_x0(x: torch.Tensor, t, train_images: torch.Tensor, radius: int) -> torch.Tensor:
+    """The translation-equivariant optimal local denoiser (Kamb and Ganguli's "equivariant local score machine").
+
+    Like :func:`local_x0`, but the patch distribution at every position is the *pooled* one: the zero-padded
+    ``(2r+1)^2`` windows of all ``N`` training images at all ``HW`` positions (a bank of ``N HW`` patches, border
+    windows included with their zeros). Output pixel ``p`` is the posterior mean of a bank patch's centre given the
+    noisy window ``x[W_p]``, so the map commutes with translations away from the border. Cost: ``2 (B HW) (N HW)
+    (2r+1)^2`` flops, ``HW`` times the position-dependent one; use a few hundred training images.
+    """
+    train = _check_train(train_images)
+    r = _check_radius(radius)
+    x, t = _check_query(x, train, t)
+    dtype = train.dtype
+    B, _, H, W = x.shape
+    L, k = H * W, 2 * r + 1
+    # query images in groups of bq and bank chunks of n training images, so that one logits block (bq L) x (n L)
+    # holds about CHUNK_ELEMENTS entries (with at least 8 training images per chunk where possible)
+    bq = min(B, max(1, CHUNK_ELEMENTS // (L * L * 8)))
+    step = max(1, CHUNK_ELEMENTS // max(1, L * max(L * bq, k * k)))
+
+    def bank():  # each chunk's distinct patches with their counts (MNIST: 2-4x fewer at r = 1-3; all zeros often)
+        for start in range(0, train.shape[0], step):
+            tr = train[start:start + step].to(device=x.device)
+            P = _patches(tr, r).permute(1, 0, 2).reshape(k * k, -1).T         # (L n, K): every window once
+            P, count = torch.unique(P, dim=0, return_counts=True)
+            yield P.T.unsqueeze(0), P[:, (k * k) // 2].reshape(1, -1, 1), count   # (1, K, m), (1, m, 1), (m,)
+
+    out = []
+    for b0 in range(0, B, bq):
+        xb = x[b0:b0 + bq].to(dtype)
+        y = _patches(xb, r).permute(2, 0, 1).reshape(1, -1, k * k)       # (1, bq L, K), image-major
+        tb = t[b0:b0 + bq].to(dtype).repeat_interleave(L)
+        out.append(_streaming_posterior_mean(y, tb, bank()).reshape(-1, 1, H, W))
+    return torch.cat(out).to(x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------- modules
@@ -257,15 +316,22 @@ class LocalPosteriorDenoiser(_ClosedForm):
     Output pixel ``p`` is the posterior mean of ``X_0[p]`` given the noisy ``(2r+1)^2`` window around ``p`` under the
     empirical distribution of the training patches at ``p`` (:func:`local_x0`; borders zero-padded). Every output pixel
     depends exactly on the inputs within Chebyshev distance ``r``. ``radius = 0`` is the pixel-wise posterior mean.
-    Chapter "Beyond the paper".
+    ``equivariant=True`` pools the patches of all positions instead (:func:`equivariant_local_x0`, Kamb and Ganguli's
+    equivariant machine). Chapter "Beyond the paper".
     """
 
-    def __init__(self, train_images: torch.Tensor, radius: int, prediction: str = "velocity"):
+    def __init__(self, train_images: torch.Tensor, radius: int, prediction: str = "velocity",
+                 equivariant: bool = False):
         super().__init__(train_images, prediction)
         self.radius = _check_radius(radius)
+        if not isinstance(equivariant, bool):
+            raise TypeError(f"equivariant must be True or False; got {equivariant!r}")
+        self.equivariant = equivariant
         self._config = dict(radius=self.radius, n_train=int(self.train_images.shape[0]), prediction=prediction,
-                            image_size=int(self.train_images.shape[-1]))
+                            image_size=int(self.train_images.shape[-1]), equivariant=equivariant)
 
     def x0(self, x: torch.Tensor, t) -> torch.Tensor:
-        """The clean-image estimate pixel by pixel from the windows (:func:`local_x0`), defined on all of ``[0, 1]``."""
-        return local_x0(x, t, self.train_images, self.radius)
+        """The clean-image estimate pixel by pixel from the windows (:func:`local_x0` or
+        :func:`equivariant_local_x0`), defined on all of ``[0, 1]``."""
+        fn = equivariant_local_x0 if self.equivariant else local_x0
+        return fn(x, t, self.train_images, self.radius)

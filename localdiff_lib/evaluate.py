@@ -348,6 +348,67 @@ def loss_times(kept, T_values) -> np.ndarray:
     return np.where(lost.any(axis=0), Ts[first], np.inf)
 
 
+def crossing_time(T_values, fraction, threshold: float = 0.5) -> float:
+    """The identity-loss time of a population curve: the first ``T`` at which the linear interpolation of
+    ``fraction`` (the fraction of images kept at each ``T`` of the increasing grid ``T_values``) drops below
+    ``threshold``; the first ``T`` of the grid when it is already below there, ``inf`` when it never drops below.
+    Chapter "Local versus global denoisers" (definition of ``T_lost``)."""
+    Ts = np.asarray(_check_T(T_values))
+    if np.any(np.diff(Ts) <= 0):
+        raise InputError(f"T_values must increase; got {list(Ts)}")
+    a = finite_numbers(fraction, "fraction")
+    if a.shape != Ts.shape:
+        raise InputError(f"fraction must have one value per T ({len(Ts)}); got shape {a.shape}")
+    threshold = number(threshold, "threshold", above=0.0, below=1.0)
+    below = np.nonzero(a < threshold)[0]
+    if len(below) == 0:
+        return math.inf
+    k = int(below[0])
+    if k == 0:
+        return float(Ts[0])
+    return float(Ts[k - 1] + (a[k - 1] - threshold) / (a[k - 1] - a[k]) * (Ts[k] - Ts[k - 1]))
+
+
+def identity_curves(model_or_schedule, images: torch.Tensor, labels: torch.Tensor, classifier: Classifier, T_values,
+                    *, solver: str = "euler", steps_per_unit_time: int = 32, noise: torch.Tensor | None = None,
+                    seed: int = 0, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Recover ``images`` from every ``T`` of ``T_values`` (one noise draw for all ``T``, :func:`recover`) and judge
+    each recovery with :func:`identity_kept`: returns ``(class_kept, instance_kept)``, boolean arrays
+    ``(len(T_values), N)``. Their column means are the fractions kept (:func:`crossing_time`), their columns give
+    each image's loss time (:func:`loss_times`). Chapter "Local versus global denoisers"."""
+    Ts = _check_T(T_values)
+    check_images(images)
+    if noise is None:
+        noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(integer(seed, "seed", minimum=None)))
+    kept = [identity_kept(classifier, recover(model_or_schedule, images, T, steps_per_unit_time=steps_per_unit_time,
+                                              solver=solver, noise=noise, batch_size=batch_size)[0].cpu(),
+                          images, labels)
+            for T in Ts]
+    return np.stack([k[0] for k in kept]), np.stack([k[1] for k in kept])
+
+
+def r_squared(prediction, target) -> np.ndarray:
+    """Per image, the fraction of the target's pixel variance that ``prediction`` explains:
+    ``r^2 = 1 - sum (prediction - target)^2 / sum (target - mean(target))^2`` over the pixels of each image, a float64
+    array of length ``B`` for two tensors of the same shape ``(B, ...)``. 1 is a perfect prediction, 0 no better
+    than the target's own mean, negative worse. Chapter "Beyond the paper" compares the closed-form local denoiser
+    (``prediction``) with a trained network (``target``), as Kamb and Ganguli do."""
+    if not (isinstance(prediction, torch.Tensor) and isinstance(target, torch.Tensor)):
+        raise InputError(f"r_squared takes two tensors; got {type(prediction).__name__} and {type(target).__name__}")
+    if prediction.shape != target.shape or prediction.dim() < 2:
+        raise InputError(f"prediction and target must have the same shape (B, ...) with B images; got "
+                         f"{tuple(prediction.shape)} and {tuple(target.shape)}")
+    p = prediction.detach().reshape(len(prediction), -1).double().cpu()
+    y = target.detach().reshape(len(target), -1).double().cpu()
+    if not (torch.isfinite(p).all() and torch.isfinite(y).all()):
+        raise InputError("r_squared: prediction and target must be finite (found NaN or inf)")
+    total = (y - y.mean(1, keepdim=True)).square().sum(1)
+    if bool((total == 0).any()):
+        flat = torch.nonzero(total == 0).flatten().tolist()
+        raise InputError(f"r_squared is undefined for a constant target image (images {flat[:5]}); leave them out")
+    return (1 - (p - y).square().sum(1) / total).numpy()
+
+
 def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh((a + a.T) / 2)
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T

@@ -185,3 +185,88 @@ def test_errors_are_clear():
         cf.local_x0(x, 1.5, train, 1)
     with pytest.raises(ValueError, match="shape"):
         cf.ideal_x0(x, torch.tensor([0.1, 0.2, 0.3]), train)
+
+
+# ---------------------------------------------------------------------------------------------- equivariant
+
+
+def _brute_equivariant(x, t, train, r):
+    """Window by window: the posterior mean of a bank patch's centre, the bank being every zero-padded window of
+    every training image at every position."""
+    k = 2 * r + 1
+    tp = torch.nn.functional.pad(train[:, 0], (r, r, r, r))
+    bank = tp.unfold(1, k, 1).unfold(2, k, 1).reshape(-1, k, k)        # (N H W, k, k)
+    centres = bank[:, r, r]
+    B, _, H, W = x.shape
+    xp = torch.nn.functional.pad(x, (r, r, r, r))
+    out = torch.zeros_like(x)
+    for b in range(B):
+        tb = float(t[b])
+        for i in range(H):
+            for j in range(W):
+                d = (xp[b, 0, i:i + k, j:j + k] - (1 - tb) * bank).square().sum((1, 2))
+                w = (d == d.min()).double() / (d == d.min()).sum() if tb == 0 else torch.softmax(-d / (2 * tb * tb), 0)
+                out[b, 0, i, j] = (w * centres).sum()
+    return out
+
+
+@pytest.mark.parametrize("r", [0, 1, 2])
+def test_equivariant_matches_brute_force_loop(r, monkeypatch):
+    train = _rand_images(4, 5, seed=12)
+    train[3] = train[0]                                         # duplicate patches: merged with a count of 2
+    train[2, :, :, :2] = 0                                      # zero columns: duplicate windows within one image
+    x = torch.randn(3, 1, 5, 5, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    x[0] = train[1]                                             # a training image queried at t = 0
+    x[0, :, 0, 0] = 0                                           # ... and a corner tied with the zero columns
+    t = torch.tensor([0.0, 0.3, 0.8], dtype=torch.float64)
+    want = _brute_equivariant(x, t, train, r)
+    assert torch.allclose(cf.equivariant_local_x0(x, t, train, r), want, atol=1e-12, rtol=0)
+    monkeypatch.setattr(cf, "CHUNK_ELEMENTS", 1)               # one query image and one training image per block
+    assert torch.allclose(cf.equivariant_local_x0(x, t, train, r), want, atol=1e-12, rtol=0)
+
+
+def test_equivariant_is_the_ideal_denoiser_of_the_patch_bank():
+    """An independent route (the chapter's exercise): windows as tiny images, the bank as the training set."""
+    r, k = 1, 3
+    train = _rand_images(4, 6, seed=14)
+    x = torch.randn(2, 1, 6, 6, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+
+    def windows(img):
+        return torch.nn.functional.pad(img[:, 0], (r, r, r, r)).unfold(1, k, 1).unfold(2, k, 1).reshape(-1, 1, k, k)
+
+    for t in (0.1, 0.5):
+        via_ideal = cf.ideal_x0(windows(x), t, windows(train))[:, 0, r, r].reshape(x.shape)
+        assert torch.allclose(cf.equivariant_local_x0(x, t, train, r), via_ideal, atol=1e-12, rtol=0)
+
+
+def test_equivariant_commutes_with_translation_and_the_position_dependent_one_does_not():
+    r = 1
+    train = _rand_images(5, 8, seed=16)
+    x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    x[..., :, :6] = torch.randn(1, 1, 8, 6, generator=torch.Generator().manual_seed(17), dtype=torch.float64)
+    shifted = torch.roll(x, 1, dims=-1)                         # the last r + 1 columns of x are zero: nothing wraps
+    for fn in (cf.equivariant_local_x0, cf.local_x0):
+        out, out_s = fn(x, 0.4, train, r), fn(shifted, 0.4, train, r)
+        same = torch.allclose(out_s[..., 1:], out[..., :-1], atol=1e-12, rtol=0)
+        assert same == (fn is cf.equivariant_local_x0), fn.__name__
+
+
+def test_equivariant_module_footprint_and_config():
+    train = _rand_images(6, 9, seed=18, dtype=torch.float32)
+    model = cf.LocalPosteriorDenoiser(train, 1, equivariant=True)
+    assert model.config["equivariant"] is True and cf.LocalPosteriorDenoiser(train, 1).config["equivariant"] is False
+    mask = locality.gradient_footprint(model, pixel=(4, 4), image_size=9, t=0.5)
+    want = torch.zeros(9, 9, dtype=torch.bool)
+    want[3:6, 3:6] = True
+    assert torch.equal(mask, want)
+    x = torch.rand(2, 1, 9, 9)
+    assert torch.allclose(model.x0(x, 0.5), cf.equivariant_local_x0(x, 0.5, train, 1))
+    with pytest.raises(TypeError, match="equivariant must be True or False; got 1"):
+        cf.LocalPosteriorDenoiser(train, 1, equivariant=1)
+
+
+def test_equivariant_ties_at_t0_count_repeated_patches():
+    """Bank of pixel values {0, 1, 1} (r = 0): a query of 0.5 at t = 0 is as near to 0 as to 1, and 1 occurs twice."""
+    train = torch.tensor([[[[0.0, 1.0, 1.0]]]], dtype=torch.float64)
+    out = cf.equivariant_local_x0(torch.full((1, 1, 1, 3), 0.5, dtype=torch.float64), 0.0, train, 0)
+    assert torch.allclose(out, torch.full_like(out, 2 / 3), atol=1e-15, rtol=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -231,3 +233,55 @@ def test_sample_quality_tells_real_digits_from_collapsed_ones(one_thread):
     assert "Fréchet" in str(good)
     with pytest.raises(ValueError, match="as many images as samples"):
         evaluate.sample_quality(clf, other[:100], real, floor, train_images[:100])
+
+
+def test_r_squared_known_values_and_errors():
+    y = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [1.0, 1.0]]])        # 2 images, variances 5 and 1
+    assert np.allclose(evaluate.r_squared(y.clone(), y), [1.0, 1.0])
+    mean = y.mean((1, 2), keepdim=True).expand_as(y)
+    assert np.allclose(evaluate.r_squared(mean, y), [0.0, 0.0])                       # the target's own mean
+    shifted = y + 1.0                                                                # residual 4 (image 0), 4 (image 1)
+    assert np.allclose(evaluate.r_squared(shifted, y), [1 - 4 / 5, 1 - 4 / 1])         # and it can be negative
+    assert evaluate.r_squared(y, y).dtype == np.float64
+    with pytest.raises(ValueError, match="same shape"):
+        evaluate.r_squared(y[:1], y)
+    with pytest.raises(ValueError, match=r"constant target image \(images \[1\]\)"):
+        evaluate.r_squared(y, torch.stack([y[0], torch.ones(2, 2)]))
+    with pytest.raises(ValueError, match="finite"):
+        evaluate.r_squared(torch.full_like(y, float("nan")), y)
+    with pytest.raises(ValueError, match="two tensors; got ndarray"):
+        evaluate.r_squared(y.numpy(), y)
+
+
+def test_crossing_time_interpolates_and_has_clear_ends():
+    T = [0.1, 0.2, 0.3, 0.4]
+    assert evaluate.crossing_time(T, [1.0, 0.8, 0.4, 0.2], 0.5) == pytest.approx(0.2 + 0.3 / 0.4 * 0.1)
+    assert evaluate.crossing_time(T, [0.4, 0.3, 0.2, 0.1], 0.5) == 0.1             # already below at the first T
+    assert evaluate.crossing_time(T, [1.0, 0.9, 0.8, 0.7], 0.5) == math.inf        # never below on the grid
+    assert evaluate.crossing_time(T, [1.0, 0.4, 0.9, 0.2], 0.5) == pytest.approx(0.1 + 0.5 / 0.6 * 0.1)  # the first
+    with pytest.raises(ValueError, match="one value per T"):
+        evaluate.crossing_time(T, [1.0, 0.5], 0.5)
+    with pytest.raises(ValueError, match="increase"):
+        evaluate.crossing_time([0.2, 0.1], [1.0, 0.5], 0.5)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        evaluate.crossing_time(T, [1.0, 0.8, 0.4, 0.2], 1.5)
+
+
+def test_identity_curves_of_an_exact_point_mass_model():
+    """The exact denoiser of the constant image 0.32 returns it from every T > 0 (and the image itself from T = 0):
+    only the original of class 3 (mean 0.35) keeps its class, and only it is nearest to 0.32."""
+    originals = torch.stack([torch.full((1, 4, 4), v) for v in (0.05, 0.35, 0.55)])
+    labels = torch.tensor([0, 3, 5])
+    cls, inst = evaluate.identity_curves(PointMassOracle(0.32), originals, labels, MeanClassifier(), [0.0, 0.5, 0.9])
+    assert cls.shape == inst.shape == (3, 3) and cls.dtype == bool
+    assert cls.tolist() == [[True] * 3, [False, True, False], [False, True, False]]
+    assert inst.tolist() == cls.tolist()
+    # the solver is passed through: the authors' sampler (its own recovery, judged the same way)
+    noise = torch.randn(originals.shape, generator=torch.Generator().manual_seed(5))
+    cls_a, inst_a = evaluate.identity_curves(PointMassOracle(0.32), originals, labels, MeanClassifier(), [0.9],
+                                             solver="authors", noise=noise)
+    rec, _ = evaluate.recover(PointMassOracle(0.32), originals, 0.9, solver="authors", noise=noise)
+    euler, _ = evaluate.recover(PointMassOracle(0.32), originals, 0.9, noise=noise)
+    assert not torch.allclose(rec, euler)
+    want = evaluate.identity_kept(MeanClassifier(), rec, originals, labels)
+    assert cls_a[0].tolist() == want[0].tolist() and inst_a[0].tolist() == want[1].tolist()
