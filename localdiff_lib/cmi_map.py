@@ -560,7 +560,8 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parent / "results"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader sees the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -611,13 +612,13 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
 
     def save(progress):
         nonlocal record
-        _atomic_write(res_file, json.dumps(dict(recipe=recipe, times=progress, **extra)) + "\n")
+        atomic_write(res_file, json.dumps(dict(recipe=recipe, times=progress, **extra)) + "\n")
         done = [t for t in recipe["t_values"] if f"{t:.4f}" in progress]
         record = dict(name=name, command=command, recipe=recipe, finished_t=done,
                       complete=len(done) == len(recipe["t_values"]),
                       seconds=round(seconds_before + time.perf_counter() - t_run, 1), **started,
                       sha256=sha256(res_file), size_bytes=res_file.stat().st_size)
-        _atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
+        atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
 
     if times and rec_file.exists() and all(f"{t:.4f}" in times for t in recipe["t_values"]):
         log("# nothing to do: every time is finished")

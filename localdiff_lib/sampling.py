@@ -36,7 +36,9 @@ from .checks import InputError, integer, number, time_window, unit_time
 from .config import autocast
 from .models import check_output, count_macs, label, skip_value_checks
 
-SOLVERS = ("euler", "heun")
+#: ``"authors"`` is not a solver of the ODE: it is the authors' local sampler, ``x <- x - dt * z_hat`` (one evaluation per
+#: step), kept to measure what it does (chapter "Local versus global denoisers", ``../shared/paper-notes.md`` §4)
+SOLVERS = ("euler", "heun", "authors")
 
 
 def _check_model(model, what: str = "model") -> nn.Module:
@@ -195,7 +197,9 @@ def ode_solve(
 
     ``model_or_schedule``: a denoiser (any ``prediction`` kind) or a :class:`HybridSchedule`. ``x_start``:
     ``(N, 1, H, W)`` images at time ``t_start`` (on the models' device). ``solver``: ``"euler"`` (one
-    evaluation per step) or ``"heun"`` (two). Returns ``(x, record)``, or ``(x, record, trajectory)`` with
+    evaluation per step), ``"heun"`` (two), or ``"authors"``: the authors' local sampler, which steps
+    ``x <- x - |dt| z_hat`` with the model's noise estimate ``z_hat`` and so drops the clean-image term of the
+    velocity ``v = z_hat - x0_hat`` (it shrinks a recovery towards ``(1 - T) x0`` even with a perfect model). Returns ``(x, record)``, or ``(x, record, trajectory)`` with
     the list of states at every grid time when ``return_trajectory``. ``amp``: bf16 autocast (default: on GPUs with native bf16 only, see :func:`localdiff_lib.config.autocast`).
     """
     schedule = as_schedule(model_or_schedule)
@@ -232,7 +236,9 @@ def ode_solve(
             model = schedule.model_at(0.5 * (t0 + t1))
             dt = t1 - t0  # negative
             v0 = f(model, x, t0)
-            if solver == "euler" or (t1 == 0.0 and model.prediction in ("x0", "score")):
+            if solver == "authors":  # x <- x - |dt| z_hat, z_hat = x + (1 - t) v on this path
+                x = x + dt * path.convert(v0, "velocity", "noise", x, t0)
+            elif solver == "euler" or (t1 == 0.0 and model.prediction in ("x0", "score")):
                 # Euler; also Heun's last step into t = 0 for x0/score predictors, whose velocity is 0/0 there
                 x = x + dt * v0
             else:

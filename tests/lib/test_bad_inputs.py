@@ -898,7 +898,7 @@ case("sampling.model_at-above-one", lambda: sampling.HybridSchedule(local()).mod
 case("sampling.model_at-str", lambda: sampling.HybridSchedule(local()).model_at("a"), T, r"t must be a number")
 case("sampling.as_schedule-str", lambda: sampling.as_schedule("x"), V, r"model must be a denoiser module")
 case("sampling.ode_solve-solver", lambda: sampling.ode_solve(local(), Z8, 1.0, solver="rk4"),
-     V, r"solver must be one of euler, heun; got 'rk4'")
+     V, r"solver must be one of euler, heun, authors; got 'rk4'")
 case("sampling.ode_solve-3d", lambda: sampling.ode_solve(local(), Z8[:, 0], 1.0),
      V, r"x_start must be a float tensor of shape \(N, 1, H, W\)")
 case("sampling.ode_solve-int", lambda: sampling.ode_solve(local(), Z8.long(), 1.0),

@@ -57,6 +57,9 @@ def test_the_authors_noise_step_biases_even_a_perfect_model():
         for k in range(steps):
             x = x - (T / steps) * oracle(x, torch.full((n,), T * (1 - k / steps), dtype=torch.float64))
     assert float(x.mean()) < m - 0.08 and float(x.std()) < s - 0.04
+    # the library's solver="authors" is this loop
+    authors, rec = ode_solve(oracle, x_T, T, 0.0, steps=steps, solver="authors")
+    assert torch.allclose(authors, x, atol=1e-12, rtol=0) and rec.nfe == steps
     ours, _ = ode_solve(oracle, x_T, T, 0.0, steps=steps)
     assert abs(float(ours.mean()) - m) < 0.01 and abs(float(ours.std()) - s) < 0.01
 
@@ -154,7 +157,7 @@ def test_bad_inputs_are_clear_errors():
         HybridSchedule(nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("solver", ["euler", "heun"])
+@pytest.mark.parametrize("solver", ["euler", "heun", "authors"])
 def test_equal_compute_steps_spends_at_most_the_hybrid_budget(solver):
     # the paper's split costs what its record says; the global model alone at the returned number of steps costs no
     # more, and one step more would cost more

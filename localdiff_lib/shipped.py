@@ -1,0 +1,244 @@
+"""Results too slow for a chapter's quick run, computed by the library's own command and shipped with provenance.
+
+A recipe (:data:`RECIPES`) says what to compute, as a list of independent **units** (one model with one sampler,
+...). ``python -m localdiff_lib.shipped run NAME`` computes them one at a time into ``localdiff_lib/results/NAME/``:
+``results.json`` (the recipe and one entry per finished unit), ``record.json`` (command, recipe, finished units,
+machine, torch, git commit, wall time, SHA-256 of ``results.json``) and ``run.log``. Both JSON files are rewritten
+atomically after every unit, so an interrupted run keeps what it finished and the same command resumes it; a recipe
+that differs from the one on disk is refused (``--restart`` discards it). :func:`load` reads a result back and checks
+its hash; ``python -m localdiff_lib.shipped check`` does so for every shipped result. (The CMI maps have the same
+layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
+
+Recipes:
+
+* ``identity-*`` (chapter "Local versus global denoisers"): for each shipped model and each sampler (the ODE with
+  Euler steps, or the authors' ``x <- x - dt z_hat``), the class and instance verdicts of
+  :func:`localdiff_lib.evaluate.identity_curves` for every image and noise time ``T``, stored as packed bits.
+  :func:`identity_summary` turns them into identity-loss times at several thresholds, per-image onsets and medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoints, evaluate
+from .checkpoints import provenance, sha256
+from .cmi_map import atomic_write, results_dir
+from .config import default_device
+from .data import load_dataset, subset
+
+__all__ = ["RECIPES", "run", "load", "units", "identity_summary", "unpack_bits", "main"]
+
+_T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
+
+
+def _identity_recipe(dataset: str, models: dict) -> dict:
+    return dict(kind="identity", dataset=dataset, n_images=1000, image_seed=3, noise_seed=0, T_values=_T_FINE,
+                steps_per_unit_time=32, classifier=f"{dataset}-classifier", models=models,
+                solvers=["euler", "authors"])
+
+
+#: name -> recipe; ``models`` maps a row label to ``[checkpoint name, model key in that checkpoint]``
+RECIPES = {
+    "identity-mnist": _identity_recipe("mnist", {
+        **{f"local r={r} (c16)": ["mnist-local-c16", f"r={r}"] for r in (1, 2, 3, 4, 6)},
+        "global (small U-Net)": ["mnist-global-small", "global"],
+    }),
+}
+
+
+def units(recipe: dict) -> list[str]:
+    """The units of a recipe, in the order a run computes them."""
+    if recipe["kind"] == "identity":
+        return [f"{model} | {solver}" for solver in recipe["solvers"] for model in recipe["models"]]
+    raise ValueError(f"unknown recipe kind {recipe['kind']!r}")
+
+
+# ---------------------------------------------------------------------------------------------- packed bits
+
+
+def pack_bits(kept: np.ndarray) -> dict:
+    """A boolean array as ``{"shape": [...], "bits": base64}`` (eight verdicts per byte)."""
+    kept = np.asarray(kept, dtype=bool)
+    return dict(shape=list(kept.shape), bits=base64.b64encode(np.packbits(kept.ravel())).decode("ascii"))
+
+
+def unpack_bits(packed: dict) -> np.ndarray:
+    """The boolean array of :func:`pack_bits`."""
+    n = int(np.prod(packed["shape"]))
+    flat = np.unpackbits(np.frombuffer(base64.b64decode(packed["bits"]), dtype=np.uint8))[:n]
+    return flat.astype(bool).reshape(packed["shape"])
+
+
+# ---------------------------------------------------------------------------------------------- identity
+
+
+def _identity_data(recipe: dict):
+    x_te, y_te = load_dataset(recipe["dataset"], "test")
+    images, labels = subset(x_te, y_te, n=recipe["n_images"], seed=recipe["image_seed"], balanced=True)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(recipe["noise_seed"]))
+    return images, labels, noise
+
+
+def _identity_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
+    model_label, solver = unit.split(" | ")
+    if "data" not in cache:
+        cache["data"] = _identity_data(recipe)
+        cache["classifier"] = checkpoints.classifier(recipe["dataset"], device=device)
+    images, labels, noise = cache["data"]
+    name, key = recipe["models"][model_label]
+    model = checkpoints.load(name, device=device)[key]
+    cls, inst = evaluate.identity_curves(model, images, labels, cache["classifier"], recipe["T_values"], solver=solver,
+                                         steps_per_unit_time=recipe["steps_per_unit_time"], noise=noise)
+    return dict(class_kept=pack_bits(cls), instance_kept=pack_bits(inst))
+
+
+def identity_summary(result: dict, thresholds=(0.9, 0.7, 0.5), n_boot: int = 1000, seed: int = 0) -> dict:
+    """Per unit of an ``identity-*`` result (:func:`load`): the fraction kept at each ``T`` (class, instance), the
+    identity-loss time of the population curve at each threshold with a 90 % bootstrap interval over the images
+    (as in the chapter), and the per-image onset (10 % quantile of the loss times) and median, for both verdicts.
+    Returns ``{unit: {"class": {...}, "instance": {...}}}``."""
+    Ts = np.asarray(result["recipe"]["T_values"])
+    rng = np.random.default_rng(seed)
+    out = {}
+    boot = None
+    for unit, entry in result["units"].items():
+        out[unit] = {}
+        for verdict in ("class", "instance"):
+            kept = unpack_bits(entry[f"{verdict}_kept"])
+            if boot is None:
+                boot = rng.integers(0, kept.shape[1], size=(n_boot, kept.shape[1]))
+            frac = kept.mean(axis=1)
+            times = evaluate.loss_times(kept, Ts)
+            q = lambda v, p: float(np.quantile(v, p, method="inverted_cdf"))   # never interpolates into inf
+            lost = {}
+            for a in thresholds:
+                samples = np.array([evaluate.crossing_time(Ts, kept[:, b].mean(axis=1), a) for b in boot])
+                ci = np.quantile(samples, [0.05, 0.95], method="inverted_cdf")       # inf stays inf
+                lost[a] = (evaluate.crossing_time(Ts, frac, a), (float(ci[0]), float(ci[1])))
+            out[unit][verdict] = dict(fraction=frac, t_lost=lost, onset=q(times, 0.1), median=q(times, 0.5))
+    return out
+
+
+_COMPUTE = {"identity": _identity_unit}
+
+
+# ---------------------------------------------------------------------------------------------- run and load
+
+
+def run(name: str, directory: str | Path | None = None, device: str | None = None, threads: int | None = None,
+        restart: bool = False, recipe: dict | None = None, max_units: int | None = None) -> dict:
+    """Compute recipe ``name`` into ``directory/NAME/`` (default: the shipped results) and return its record.
+
+    Resumes an interrupted run; refuses a recipe that differs from the one on disk unless ``restart``. ``recipe``
+    replaces the named one (tests); ``max_units`` stops after that many more units.
+    """
+    if recipe is None and name not in RECIPES:
+        raise ValueError(f"unknown result recipe {name!r}; the recipes are: {', '.join(RECIPES)}")
+    recipe = json.loads(json.dumps(RECIPES[name] if recipe is None else recipe))
+    todo_all = units(recipe)
+    out = (Path(directory) if directory is not None else results_dir()) / name
+    out.mkdir(parents=True, exist_ok=True)
+    res_file, rec_file, log_file = out / "results.json", out / "record.json", out / "run.log"
+    done, seconds_before = {}, 0.0
+    if res_file.exists() and not restart:
+        old = json.loads(res_file.read_text())
+        if old["recipe"] != recipe:
+            diff = {k: (old["recipe"].get(k), recipe.get(k)) for k in set(old["recipe"]) | set(recipe)
+                    if old["recipe"].get(k) != recipe.get(k)}
+            raise ValueError(f"{res_file} was computed with another recipe (on disk, now): {diff}; "
+                             "pass restart=True (--restart) to discard it")
+        done = old["units"]
+        seconds_before = float(json.loads(rec_file.read_text()).get("seconds", 0.0)) if rec_file.exists() else 0.0
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    dev = torch.device(device) if device is not None else default_device()
+    command = f"python -m localdiff_lib.shipped run {name}" + (f" --threads {threads}" if threads else "") + (
+        f" --device {device}" if device else "")
+    started, t_run = provenance(dev), time.perf_counter()
+
+    def save() -> dict:
+        atomic_write(res_file, json.dumps(dict(recipe=recipe, units=done)) + "\n")
+        finished = [u for u in todo_all if u in done]
+        record = dict(name=name, command=command, recipe=recipe, finished_units=finished,
+                      complete=len(finished) == len(todo_all),
+                      seconds=round(seconds_before + time.perf_counter() - t_run, 1), **started,
+                      sha256=sha256(res_file), size_bytes=res_file.stat().st_size)
+        atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
+        return record
+
+    with open(log_file, "a") as logf:
+        def log(msg):
+            logf.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
+            logf.flush()
+
+        todo = [u for u in todo_all if u not in done][:max_units]
+        log(f"# {command}" + (f" (resuming with {len(done)} finished units)" if done else ""))
+        record = save()
+        cache: dict = {}
+        for unit in todo:
+            t0 = time.perf_counter()
+            done[unit] = dict(_COMPUTE[recipe["kind"]](unit, recipe, dev, cache), seconds=0.0)
+            done[unit]["seconds"] = round(time.perf_counter() - t0, 1)
+            record = save()
+            log(f"{unit}: {done[unit]['seconds']:.0f} s")
+        log(f"# complete in {record['seconds']:.0f} s" if record["complete"] else "# stopped")
+    return record
+
+
+def load(name: str, directory: str | Path | None = None) -> dict:
+    """The shipped result ``name`` (``{"recipe", "units", "record"}``) after checking its SHA-256."""
+    out = (Path(directory) if directory is not None else results_dir()) / name
+    rec_file, res_file = out / "record.json", out / "results.json"
+    if not rec_file.exists():
+        raise FileNotFoundError(f"no shipped result {name!r} in {out.parent}; produce it with "
+                                f"`python -m localdiff_lib.shipped run {name}`")
+    rec = json.loads(rec_file.read_text())
+    if sha256(res_file) != rec["sha256"]:
+        raise ValueError(f"{res_file} does not match the SHA-256 of its record: it was changed after the run; "
+                         "recompute it with the command in record.json")
+    res = json.loads(res_file.read_text())
+    res["record"] = rec
+    return res
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localdiff_lib.shipped", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="compute recipes into their results directories (resumes an interrupted run)")
+    p.add_argument("names", nargs="+", choices=sorted(RECIPES))
+    p.add_argument("--directory", default=None, help="where to write (default: the package's shipped results)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--restart", action="store_true", help="discard a result computed with another recipe")
+    sub.add_parser("list", help="list the recipes and what is shipped")
+    sub.add_parser("check", help="reload each shipped result and check its hash")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        for name in args.names:
+            rec = run(name, args.directory, args.device, args.threads, args.restart)
+            print(f"{name}: {len(rec['finished_units'])}/{len(units(rec['recipe']))} units, {rec['seconds']:.0f} s, "
+                  f"sha256 {rec['sha256'][:16]}...")
+        return 0
+    for name, recipe in RECIPES.items():
+        try:
+            res = load(name)
+        except FileNotFoundError:
+            print(f"{name:24s} not shipped ({len(units(recipe))} units)")
+            continue
+        rec = res["record"]
+        state = "complete" if rec["complete"] else f"{len(rec['finished_units'])}/{len(units(recipe))} units"
+        print(f"{name:24s} shipped, {state}, {rec['seconds']:.0f} s on {rec['machine']}, hash ok")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Shipped results: a tiny recipe computed, resumed, refused when changed, reloaded with its hash, summarised."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from localdiff_lib import evaluate, shipped
+
+
+def _tiny_identity():
+    recipe = json.loads(json.dumps(shipped.RECIPES["identity-mnist"]))
+    recipe.update(n_images=10, T_values=[0.1, 0.6], models={"local r=1 (c16)": ["mnist-local-c16", "r=1"]})
+    return recipe
+
+
+def test_pack_bits_round_trip():
+    kept = np.random.default_rng(0).random((3, 13)) < 0.5
+    assert np.array_equal(shipped.unpack_bits(shipped.pack_bits(kept)), kept)
+
+
+def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
+    recipe = _tiny_identity()
+    rec = shipped.run("identity-mnist", tmp_path, recipe=recipe, max_units=1)
+    assert rec["finished_units"] == ["local r=1 (c16) | euler"] and not rec["complete"]
+    rec = shipped.run("identity-mnist", tmp_path, recipe=recipe)                    # resumes with the other unit
+    assert rec["complete"] and rec["finished_units"] == shipped.units(recipe)
+    assert "resuming with 1 finished units" in (tmp_path / "identity-mnist" / "run.log").read_text()
+    for key in ("command", "git_commit", "machine", "torch", "seconds", "sha256"):
+        assert key in rec
+    res = shipped.load("identity-mnist", tmp_path)
+    # the stored verdicts are those of evaluate.identity_curves with the recipe's images, noise and sampler
+    from localdiff_lib import checkpoints
+    images, labels, noise = shipped._identity_data(recipe)
+    cls, inst = evaluate.identity_curves(checkpoints.load("mnist-local-c16")["r=1"], images, labels,
+                                         checkpoints.classifier("mnist"), recipe["T_values"], solver="authors",
+                                         noise=noise)
+    unit = res["units"]["local r=1 (c16) | authors"]
+    assert np.array_equal(shipped.unpack_bits(unit["class_kept"]), cls)
+    assert np.array_equal(shipped.unpack_bits(unit["instance_kept"]), inst)
+    summary = shipped.identity_summary(res, thresholds=(0.5,), n_boot=50)
+    s = summary["local r=1 (c16) | authors"]["class"]
+    assert np.allclose(s["fraction"], cls.mean(axis=1))
+    assert s["t_lost"][0.5][0] == evaluate.crossing_time(recipe["T_values"], cls.mean(axis=1), 0.5)
+    # a changed recipe is refused, a changed file fails its hash
+    with pytest.raises(ValueError, match="another recipe"):
+        shipped.run("identity-mnist", tmp_path, recipe=dict(recipe, n_images=12))
+    (tmp_path / "identity-mnist" / "results.json").write_text(json.dumps(dict(recipe=recipe, units={})))
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        shipped.load("identity-mnist", tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m localdiff_lib.shipped run nothing"):
+        shipped.load("nothing", tmp_path)
