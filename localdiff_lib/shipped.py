@@ -5,7 +5,8 @@ A recipe (:data:`RECIPES`) says what to compute, as a list of independent **unit
 ``results.json`` (the recipe and one entry per finished unit), ``record.json`` (command, recipe, finished units,
 machine, torch, git commit, wall time, SHA-256 of ``results.json``) and ``run.log``. Both JSON files are rewritten
 atomically after every unit, so an interrupted run keeps what it finished and the same command resumes it; a recipe
-that differs from the one on disk is refused (``--restart`` discards it). :func:`load` reads a result back and checks
+that differs from the one on disk is refused (``--restart`` discards it), except that a recipe may add models: their
+units are computed, the finished ones kept. :func:`load` reads a result back and checks
 its hash; ``python -m localdiff_lib.shipped check`` does so for every shipped result. (The CMI maps have the same
 layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
 
@@ -134,11 +135,20 @@ _COMPUTE = {"identity": _identity_unit}
 # ---------------------------------------------------------------------------------------------- run and load
 
 
+def _recipe_diff(old: dict, new: dict) -> dict:
+    """What differs between two recipes, except that ``new`` may add models (new units; the finished ones stay)."""
+    diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if k != "models" and old.get(k) != new.get(k)}
+    changed = {m: (spec, new.get("models", {}).get(m)) for m, spec in old.get("models", {}).items()
+               if new.get("models", {}).get(m) != spec}
+    return {**diff, **({"models": changed} if changed else {})}
+
+
 def run(name: str, directory: str | Path | None = None, device: str | None = None, threads: int | None = None,
         restart: bool = False, recipe: dict | None = None, max_units: int | None = None) -> dict:
     """Compute recipe ``name`` into ``directory/NAME/`` (default: the shipped results) and return its record.
 
-    Resumes an interrupted run; refuses a recipe that differs from the one on disk unless ``restart``. ``recipe``
+    Resumes an interrupted run; refuses a recipe that differs from the one on disk unless ``restart`` (added models
+    are new units). ``recipe``
     replaces the named one (tests); ``max_units`` stops after that many more units.
     """
     if recipe is None and name not in RECIPES:
@@ -151,12 +161,11 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
     done, seconds_before = {}, 0.0
     if res_file.exists() and not restart:
         old = json.loads(res_file.read_text())
-        if old["recipe"] != recipe:
-            diff = {k: (old["recipe"].get(k), recipe.get(k)) for k in set(old["recipe"]) | set(recipe)
-                    if old["recipe"].get(k) != recipe.get(k)}
+        diff = _recipe_diff(old["recipe"], recipe)
+        if diff:
             raise ValueError(f"{res_file} was computed with another recipe (on disk, now): {diff}; "
                              "pass restart=True (--restart) to discard it")
-        done = old["units"]
+        done = {u: v for u, v in old["units"].items() if u in todo_all}
         seconds_before = float(json.loads(rec_file.read_text()).get("seconds", 0.0)) if rec_file.exists() else 0.0
     if threads is not None:
         torch.set_num_threads(int(threads))

@@ -44,9 +44,16 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
     s = summary["local r=1 (c16) | authors"]["class"]
     assert np.allclose(s["fraction"], cls.mean(axis=1))
     assert s["t_lost"][0.5][0] == evaluate.crossing_time(recipe["T_values"], cls.mean(axis=1), 0.5)
-    # a changed recipe is refused, a changed file fails its hash
-    with pytest.raises(ValueError, match="another recipe"):
+    # a changed recipe is refused (a changed model too); an added model is new units, the finished ones kept
+    with pytest.raises(ValueError, match="another recipe.*n_images"):
         shipped.run("identity-mnist", tmp_path, recipe=dict(recipe, n_images=12))
+    with pytest.raises(ValueError, match="another recipe.*models"):
+        shipped.run("identity-mnist", tmp_path, recipe=dict(recipe, models={"local r=1 (c16)": ["mnist-local-c16", "r=2"]}))
+    more = dict(recipe, models={**recipe["models"], "global (small U-Net)": ["mnist-global-small", "global"]})
+    rec = shipped.run("identity-mnist", tmp_path, recipe=more, max_units=0)
+    assert rec["finished_units"] == [u for u in shipped.units(more) if "c16" in u] and not rec["complete"]
+    assert shipped.load("identity-mnist", tmp_path)["units"]["local r=1 (c16) | authors"] == unit
+    # a changed file fails its hash
     (tmp_path / "identity-mnist" / "results.json").write_text(json.dumps(dict(recipe=recipe, units={})))
     with pytest.raises(ValueError, match="does not match the SHA-256"):
         shipped.load("identity-mnist", tmp_path)
