@@ -301,7 +301,75 @@ class GlobalUNet(_Denoiser):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-MODEL_CLASSES = {"LocalDenoiser": LocalDenoiser, "GlobalUNet": GlobalUNet}
+#: the authors' table (their ``mnist_local_train.ipynb``): nominal radius r -> kernel radii (rho_1, rho_2, rho_3) of the
+#: three encoder blocks; the first convolution has kernel radius ``r mod 2`` (chapter "Locality and receptive fields")
+AUTHORS_RHO = {1: (0, 0, 0), 2: (1, 0, 0), 3: (1, 0, 0), 4: (1, 1, 0), 5: (1, 1, 0), 6: (1, 1, 1), 7: (1, 1, 1),
+               8: (2, 1, 1), 9: (2, 1, 1), 10: (2, 2, 1), 11: (2, 2, 1), 12: (2, 2, 2)}
+
+
+class _TwoConvBlock(nn.Module):
+    """conv -> GroupNorm -> SiLU -> FiLM(t) -> conv -> GroupNorm -> SiLU, both convolutions of kernel radius ``rho``."""
+
+    def __init__(self, cin: int, cout: int, rho: int, emb_dim: int, groups: int, norm: bool):
+        super().__init__()
+        k = 2 * rho + 1
+        self.conv1, self.conv2 = nn.Conv2d(cin, cout, k, padding=rho), nn.Conv2d(cout, cout, k, padding=rho)
+        make = (lambda: nn.GroupNorm(math.gcd(groups, cout), cout)) if norm else nn.Identity
+        self.norm1, self.norm2 = make(), make()
+        self.film = FiLM(emb_dim, cout)
+
+    def forward(self, h, emb):
+        h = self.film(F.silu(self.norm1(self.conv1(h))), emb)
+        return F.silu(self.norm2(self.conv2(h)))
+
+
+class AuthorsLocalCNN(_Denoiser):
+    """The authors' "local" denoiser, rebuilt to measure what its design does (their ``ImprovedCNNAutoencoder``;
+    ``../shared/paper-notes.md`` §4; chapter "Locality and receptive fields"). **Not local.**
+
+    Full resolution: a first convolution of kernel radius ``r mod 2``, three encoder blocks of two convolutions with
+    the kernel radii :data:`AUTHORS_RHO` ``[r]``, three mirrored decoder blocks joined by skip connections, a GroupNorm
+    after every convolution, FiLM time conditioning (our choice: the notes do not say how theirs enters), a noise
+    prediction as theirs. For a nominal radius ``r`` its convolutions reach ``2r - (r mod 2)`` pixels, and GroupNorm
+    normalises over the whole image, so ``radius`` is ``None`` (global) and the nominal one is ``nominal_radius``. With
+    ``norm=False`` ``radius`` is the convolutions' reach.
+    """
+
+    def __init__(self, nominal_radius: int, channels: int = 16, emb_dim: int = 64, prediction: str = "noise",
+                 groups: int = 8, norm: bool = True):
+        super().__init__()
+        r = integer(nominal_radius, "nominal_radius (the authors' label r = 1..12)")
+        if r not in AUTHORS_RHO:
+            raise ValueError(f"the authors' table has nominal radii 1..12; got {r}")
+        channels, groups = integer(channels, "channels"), integer(groups, "groups")
+        if not isinstance(norm, bool):
+            raise TypeError(f"norm must be True or False; got {norm!r}")
+        self.radius = None if norm else 2 * r - r % 2
+        self.nominal_radius = r
+        self.prediction = check_prediction(prediction)
+        self._config = dict(nominal_radius=r, channels=channels, emb_dim=emb_dim, prediction=prediction, groups=groups,
+                            norm=norm)
+        rho, first = AUTHORS_RHO[r], r % 2
+        self.time = TimeEmbedding(emb_dim)
+        self.conv_in = nn.Conv2d(1, channels, 2 * first + 1, padding=first)
+        self.enc = nn.ModuleList(_TwoConvBlock(channels, channels, k, emb_dim, groups, norm) for k in rho)
+        self.dec = nn.ModuleList(_TwoConvBlock(2 * channels, channels, k, emb_dim, groups, norm) for k in rho[::-1])
+        self.head = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = check_inputs(x, t)
+        check_dtype(x, self)
+        emb = self.time(t)
+        h, skips = self.conv_in(x), []
+        for block in self.enc:
+            skips.append(h)
+            h = block(h, emb)
+        for block in self.dec:
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+        return self.head(h)
+
+
+MODEL_CLASSES = {"LocalDenoiser": LocalDenoiser, "GlobalUNet": GlobalUNet, "AuthorsLocalCNN": AuthorsLocalCNN}
 
 
 def build_model(class_name: str, config: dict) -> nn.Module:

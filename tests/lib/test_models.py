@@ -202,3 +202,25 @@ def test_fixed_depth_local_denoiser_keeps_its_window(r):
     assert torch.equal(mask, window(28, (14, 14), r)) and footprint_radius(mask, (14, 14)) == r
     with pytest.raises(ValueError, match="depth >= 4"):
         LocalDenoiser(radius=5, channels=4, depth=2)
+
+
+@pytest.mark.parametrize("r", [1, 2, 3, 4, 8])
+def test_authors_local_cnn_reaches_about_twice_its_nominal_radius_and_groupnorm_makes_it_global(r):
+    """The authors' design (chapter "Locality and receptive fields"): without GroupNorm its convolutions reach exactly
+    2r - (r mod 2) pixels; with GroupNorm the centre output depends on every input pixel."""
+    torch.manual_seed(r)
+    plain = models.AuthorsLocalCNN(r, channels=8, norm=False).double()
+    reach = 2 * r - r % 2
+    assert plain.radius == reach and plain.nominal_radius == r
+    size = 2 * reach + 5                                  # the whole footprint inside the image
+    c = (size // 2, size // 2)
+    assert footprint_radius(gradient_footprint(plain, pixel=c, image_size=size), c) == reach
+    normed = models.AuthorsLocalCNN(r, channels=8).double()
+    assert normed.radius is None and normed.prediction == "noise"
+    assert bool(gradient_footprint(normed, pixel=(14, 14), image_size=29).all())
+    m2 = models.build_model("AuthorsLocalCNN", normed.config)
+    assert m2.config == normed.config
+    with pytest.raises(ValueError, match="nominal radii 1..12; got 13"):
+        models.AuthorsLocalCNN(13)
+    with pytest.raises(TypeError, match="norm must be True or False"):
+        models.AuthorsLocalCNN(1, norm=0)
