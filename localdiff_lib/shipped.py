@@ -16,12 +16,17 @@ Recipes:
   Euler steps, or the authors' ``x <- x - dt z_hat``), the class and instance verdicts of
   :func:`localdiff_lib.evaluate.identity_curves` for every image and noise time ``T``, stored as packed bits.
   :func:`identity_summary` turns them into identity-loss times at several thresholds, per-image onsets and medians.
+* ``hybrid-*`` (chapter "Hybrid sampling"): for each schedule (the paper's four, the all-global sampler with Euler
+  and with Heun steps at the paper split's multiply-adds per image, a sweep of the global window's position and
+  width) and each sampler seed, :func:`localdiff_lib.evaluate.sample_quality` of ``n_samples`` generated images, the
+  cost record and a few images (:func:`kept_images`).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import sys
 import time
@@ -35,8 +40,10 @@ from .checkpoints import provenance, sha256
 from .cmi_map import atomic_write, results_dir
 from .config import default_device
 from .data import load_dataset, subset
+from .sampling import HybridSchedule, equal_compute_steps, sample
 
-__all__ = ["RECIPES", "run", "load", "units", "identity_summary", "unpack_bits", "main"]
+__all__ = ["RECIPES", "run", "load", "units", "identity_data", "identity_summary", "hybrid_data", "kept_images",
+           "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
 
@@ -47,12 +54,31 @@ def _identity_recipe(dataset: str, models: dict) -> dict:
                 solvers=["euler", "authors"])
 
 
+def _hybrid_recipe(dataset: str, local: list, global_: list) -> dict:
+    paper = (0.2, 0.5)
+    schedules = {
+        "all global": dict(default="global"),
+        "paper: local / global on [0.2, 0.5) / local": dict(default="local", windows=[[*paper, "global"]]),
+        "reverse: global / local on [0.2, 0.5) / global": dict(default="global", windows=[[*paper, "local"]]),
+        "all local": dict(default="local"),
+        "all global, Euler, the paper split's compute": dict(default="global", equal_compute="euler"),
+        "all global, Heun, the paper split's compute": dict(default="global", equal_compute="heun"),
+    }
+    for lo in (0.0, 0.125, 0.25, 0.375, 0.5, 0.625):                 # the window's position (width 0.25) ...
+        schedules[f"global on [{lo:g}, {lo + 0.25:g})"] = dict(default="local", windows=[[lo, lo + 0.25, "global"]])
+    for width in (0.125, 0.375):                                         # ... and its width (from 0.25)
+        schedules[f"global on [0.25, {0.25 + width:g})"] = dict(default="local", windows=[[0.25, 0.25 + width, "global"]])
+    return dict(kind="hybrid", dataset=dataset, local=local, global_=global_, classifier=f"{dataset}-classifier",
+                n_samples=2000, seeds=[0, 1, 2], steps=32, real_seed=5, n_keep=8, schedules=schedules)
+
+
 #: name -> recipe; ``models`` maps a row label to ``[checkpoint name, model key in that checkpoint]``
 RECIPES = {
     "identity-mnist": _identity_recipe("mnist", {
         **{f"local r={r} (c16)": ["mnist-local-c16", f"r={r}"] for r in (1, 2, 3, 4, 6)},
         "global (small U-Net)": ["mnist-global-small", "global"],
     }),
+    "hybrid-mnist": _hybrid_recipe("mnist", ["mnist-local-c16", "r=3"], ["mnist-global-small", "global"]),
 }
 
 
@@ -60,6 +86,8 @@ def units(recipe: dict) -> list[str]:
     """The units of a recipe, in the order a run computes them."""
     if recipe["kind"] == "identity":
         return [f"{model} | {solver}" for solver in recipe["solvers"] for model in recipe["models"]]
+    if recipe["kind"] == "hybrid":
+        return [f"{schedule} | seed {seed}" for seed in recipe["seeds"] for schedule in recipe["schedules"]]
     raise ValueError(f"unknown recipe kind {recipe['kind']!r}")
 
 
@@ -82,7 +110,8 @@ def unpack_bits(packed: dict) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- identity
 
 
-def _identity_data(recipe: dict):
+def identity_data(recipe: dict):
+    """The images, labels and noise of an ``identity-*`` recipe: its class-balanced test digits and one noise draw."""
     x_te, y_te = load_dataset(recipe["dataset"], "test")
     images, labels = subset(x_te, y_te, n=recipe["n_images"], seed=recipe["image_seed"], balanced=True)
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(recipe["noise_seed"]))
@@ -92,7 +121,7 @@ def _identity_data(recipe: dict):
 def _identity_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
     model_label, solver = unit.split(" | ")
     if "data" not in cache:
-        cache["data"] = _identity_data(recipe)
+        cache["data"] = identity_data(recipe)
         cache["classifier"] = checkpoints.classifier(recipe["dataset"], device=device)
     images, labels, noise = cache["data"]
     name, key = recipe["models"][model_label]
@@ -129,7 +158,55 @@ def identity_summary(result: dict, thresholds=(0.9, 0.7, 0.5), n_boot: int = 100
     return out
 
 
-_COMPUTE = {"identity": _identity_unit}
+# ---------------------------------------------------------------------------------------------- hybrid
+
+
+def hybrid_data(recipe: dict):
+    """The real images of a ``hybrid-*`` recipe: two disjoint sets of test digits of the sample size (the reference
+    and the floor's second set) and the whole training split (nearest-neighbour distances)."""
+    x_te, y_te = load_dataset(recipe["dataset"], "test")
+    n = recipe["n_samples"]
+    perm = torch.randperm(len(x_te), generator=torch.Generator().manual_seed(recipe["real_seed"]))
+    train, _ = load_dataset(recipe["dataset"], "train")
+    return x_te[perm[:n]], x_te[perm[n:2 * n]], train
+
+
+def _schedule(spec: dict, models: dict) -> HybridSchedule:
+    return HybridSchedule(models[spec["default"]], [(lo, hi, models[m]) for lo, hi, m in spec.get("windows", [])])
+
+
+def _hybrid_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
+    name, seed = unit.rsplit(" | seed ", 1)
+    if "models" not in cache:
+        cache["models"] = {"local": checkpoints.load(recipe["local"][0], device=device)[recipe["local"][1]],
+                           "global": checkpoints.load(recipe["global_"][0], device=device)[recipe["global_"][1]]}
+        cache["classifier"] = checkpoints.classifier(recipe["dataset"], device=device)
+        cache["real"] = hybrid_data(recipe)
+        paper = _schedule(recipe["schedules"]["paper: local / global on [0.2, 0.5) / local"], cache["models"])
+        cache["paper_macs"] = sample(paper, n=1, steps=recipe["steps"], device=device)[1].macs_per_image
+    spec = recipe["schedules"][name]
+    schedule, steps, solver = _schedule(spec, cache["models"]), recipe["steps"], "euler"
+    if "equal_compute" in spec:   # the global model alone, as many steps as the paper split's multiply-adds pay for
+        solver = spec["equal_compute"]
+        steps = equal_compute_steps(cache["paper_macs"], cache["models"]["global"], solver)
+    x, rec = sample(schedule, n=recipe["n_samples"], steps=steps, solver=solver, seed=int(seed), device=device)
+    x = x.cpu()
+    real, real_floor, train = cache["real"]
+    q = evaluate.sample_quality(cache["classifier"], x, real, real_floor, train.to(device))
+    keep = (x[:recipe["n_keep"]].clamp(0, 1) * 255).round().to(torch.uint8).numpy()    # a few, for the figure
+    return dict(quality=dataclasses.asdict(q), steps=steps, solver=solver, macs_per_image=rec.macs_per_image,
+                nfe_by_model=rec.nfe_by_model,
+                images=dict(shape=list(keep.shape), uint8=base64.b64encode(keep.tobytes()).decode("ascii")))
+
+
+def kept_images(entry: dict) -> torch.Tensor:
+    """The few generated images a ``hybrid-*`` unit keeps for its figure, as floats in [0, 1] (clipped and
+    quantised to 8 bits for storage)."""
+    a = np.frombuffer(base64.b64decode(entry["images"]["uint8"]), dtype=np.uint8).reshape(entry["images"]["shape"])
+    return torch.from_numpy(a.astype(np.float32) / 255)
+
+
+_COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit}
 
 
 # ---------------------------------------------------------------------------------------------- run and load

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from localdiff_lib import evaluate, shipped
 
@@ -33,7 +34,7 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
     res = shipped.load("identity-mnist", tmp_path)
     # the stored verdicts are those of evaluate.identity_curves with the recipe's images, noise and sampler
     from localdiff_lib import checkpoints
-    images, labels, noise = shipped._identity_data(recipe)
+    images, labels, noise = shipped.identity_data(recipe)
     cls, inst = evaluate.identity_curves(checkpoints.load("mnist-local-c16")["r=1"], images, labels,
                                          checkpoints.classifier("mnist"), recipe["T_values"], solver="authors",
                                          noise=noise)
@@ -59,3 +60,30 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
         shipped.load("identity-mnist", tmp_path)
     with pytest.raises(FileNotFoundError, match="python -m localdiff_lib.shipped run nothing"):
         shipped.load("nothing", tmp_path)
+
+
+def test_hybrid_units_store_quality_cost_and_images(tmp_path, one_thread):
+    recipe = json.loads(json.dumps(shipped.RECIPES["hybrid-mnist"]))
+    keep = ["paper: local / global on [0.2, 0.5) / local", "all local", "all global, Heun, the paper split's compute"]
+    recipe.update(n_samples=24, seeds=[0], steps=8, n_keep=3,
+                  schedules={k: v for k, v in recipe["schedules"].items() if k in keep})
+    rec = shipped.run("hybrid-mnist", tmp_path, recipe=recipe)
+    assert rec["complete"] and len(rec["finished_units"]) == 3
+    res = shipped.load("hybrid-mnist", tmp_path)
+    paper, local, heun = (res["units"][f"{k} | seed 0"] for k in keep)
+    # cost: the paper split calls each model at the steps whose midpoint its window holds; the equal-compute Heun
+    # sampler spends no more multiply-adds per image than the paper split, and one step more would spend more
+    assert paper["nfe_by_model"] and sum(paper["nfe_by_model"].values()) == 8
+    assert heun["solver"] == "heun" and heun["macs_per_image"] <= paper["macs_per_image"]
+    assert local["macs_per_image"] < paper["macs_per_image"]
+    # the stored quality is evaluate.sample_quality of the recipe's samples and real sets
+    from localdiff_lib import checkpoints
+    from localdiff_lib.sampling import HybridSchedule, sample
+    models = {"local": checkpoints.load("mnist-local-c16")["r=3"], "global": checkpoints.load("mnist-global-small")["global"]}
+    x, _ = sample(HybridSchedule(models["local"]), n=24, steps=8, seed=0)
+    real, real_floor, train = shipped.hybrid_data(recipe)
+    q = evaluate.sample_quality(checkpoints.classifier("mnist"), x, real, real_floor, train)
+    assert local["quality"]["fd"] == pytest.approx(q.fd, rel=1e-6)
+    assert local["quality"]["precision"] == pytest.approx(q.precision) and local["quality"]["n"] == 24
+    images = shipped.kept_images(local)
+    assert images.shape == (3, 1, 28, 28) and torch.allclose(images, x[:3].clamp(0, 1), atol=1 / 255)
