@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from .checkpoints import provenance, sha256
+from .shipped import atomic_write, read_checked, results_dir
 from .config import default_device, native_bf16, pick
 from .data import load_dataset
 from .density import train_density_bank
@@ -555,18 +555,6 @@ def mixture_samples(t_values, radii, mu: float = 0.2, sigma0: float = 0.05, n_tr
     return draw[0], draw[1], exact
 
 
-def results_dir() -> Path:
-    """Where shipped results live (inside the installed package)."""
-    return Path(__file__).resolve().parent / "results"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a reader sees the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def run_map(name: str, directory: str | Path | None = None, device: str | None = None, threads: int | None = None,
             restart: bool = False, recipe: dict | None = None, max_times: int | None = None) -> dict:
     """Compute recipe ``name`` of :data:`MAP_RECIPES` into ``directory/cmi-map-NAME/`` and return its record.
@@ -651,15 +639,7 @@ def run_map(name: str, directory: str | Path | None = None, device: str | None =
 def load_map(name: str, directory: str | Path | None = None, level: float = 0.95) -> CMIMap:
     """The shipped map ``name`` as a :class:`CMIMap` over its finished times (sorted), after checking its SHA-256."""
     out = (Path(directory) if directory is not None else results_dir()) / f"cmi-map-{name}"
-    rec_file, res_file = out / "record.json", out / "results.json"
-    if not rec_file.exists():
-        raise FileNotFoundError(f"no shipped map {name!r} in {out.parent}; produce it with "
-                                f"`python -m localdiff_lib.cmi_map run {name}`")
-    rec = json.loads(rec_file.read_text())
-    if sha256(res_file) != rec["sha256"]:
-        raise ValueError(f"{res_file} does not match the SHA-256 of its record: it was changed after the run; "
-                         "recompute it with the command in record.json")
-    res = json.loads(res_file.read_text())
+    rec, res = read_checked(out, f"python -m localdiff_lib.cmi_map run {name}")
     recipe = res["recipe"]
     t_done = sorted(rec["finished_t"])
     settings = {k: v for k, v in recipe.items() if k not in ("t_values", "radii")}

@@ -28,6 +28,7 @@ import argparse
 import base64
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,6 @@ import torch
 
 from . import checkpoints, evaluate
 from .checkpoints import provenance, sha256
-from .cmi_map import atomic_write, results_dir
 from .config import default_device
 from .data import load_dataset, subset
 from .sampling import HybridSchedule, equal_compute_steps, sample
@@ -212,6 +212,31 @@ _COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit}
 # ---------------------------------------------------------------------------------------------- run and load
 
 
+def results_dir() -> Path:
+    """Where shipped results live (inside the installed package): ``localdiff_lib/results/``."""
+    return Path(__file__).resolve().parent / "results"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader sees the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_checked(out: Path, command: str) -> tuple[dict, dict]:
+    """``(record, results)`` of the result directory ``out``, after checking the SHA-256 of ``results.json`` against
+    its record; ``command`` is what produces it (said when the directory is missing)."""
+    rec_file, res_file = out / "record.json", out / "results.json"
+    if not rec_file.exists():
+        raise FileNotFoundError(f"no shipped result {out.name!r} in {out.parent}; produce it with `{command}`")
+    rec = json.loads(rec_file.read_text())
+    if sha256(res_file) != rec["sha256"]:
+        raise ValueError(f"{res_file} does not match the SHA-256 of its record: it was changed after the run; "
+                         "recompute it with the command in record.json")
+    return rec, json.loads(res_file.read_text())
+
+
 def _recipe_diff(old: dict, new: dict) -> dict:
     """What differs between two recipes, except that ``new`` may add models (new units; the finished ones stay)."""
     diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if k != "models" and old.get(k) != new.get(k)}
@@ -283,15 +308,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
 def load(name: str, directory: str | Path | None = None) -> dict:
     """The shipped result ``name`` (``{"recipe", "units", "record"}``) after checking its SHA-256."""
     out = (Path(directory) if directory is not None else results_dir()) / name
-    rec_file, res_file = out / "record.json", out / "results.json"
-    if not rec_file.exists():
-        raise FileNotFoundError(f"no shipped result {name!r} in {out.parent}; produce it with "
-                                f"`python -m localdiff_lib.shipped run {name}`")
-    rec = json.loads(rec_file.read_text())
-    if sha256(res_file) != rec["sha256"]:
-        raise ValueError(f"{res_file} does not match the SHA-256 of its record: it was changed after the run; "
-                         "recompute it with the command in record.json")
-    res = json.loads(res_file.read_text())
+    rec, res = read_checked(out, f"python -m localdiff_lib.shipped run {name}")
     res["record"] = rec
     return res
 
