@@ -87,3 +87,19 @@ def test_hybrid_units_store_quality_cost_and_images(tmp_path, one_thread):
     assert local["quality"]["precision"] == pytest.approx(q.precision) and local["quality"]["n"] == 24
     images = shipped.kept_images(local)
     assert images.shape == (3, 1, 28, 28) and torch.allclose(images, x[:3].clamp(0, 1), atol=1 / 255)
+
+
+@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist"])
+def test_shipped_results_reload_complete_with_their_recipe(name):
+    res = shipped.load(name)                                        # checks the SHA-256
+    rec = res["record"]
+    assert rec["complete"] and rec["finished_units"] == shipped.units(res["recipe"]) == list(res["units"])
+    assert res["recipe"] == json.loads(json.dumps(shipped.RECIPES[name]))
+    assert rec["command"].startswith(f"python -m localdiff_lib.shipped run {name}") and rec["git_commit"]
+    recipe = res["recipe"]
+    for unit in res["units"].values():
+        if recipe["kind"] == "identity":
+            for verdict in ("class_kept", "instance_kept"):
+                assert unit[verdict]["shape"] == [len(recipe["T_values"]), recipe["n_images"]]
+        else:
+            assert unit["quality"]["n"] == recipe["n_samples"] and unit["images"]["shape"] == [recipe["n_keep"], 1, 28, 28]
