@@ -21,15 +21,19 @@ Exact models and information theory
 - :mod:`localdiff_lib.markov`      fitting the Markov length ``xi`` with an uncertainty (CMI and the Markov length)
 
 Denoisers
-- :mod:`localdiff_lib.models`      the global U-Net and the strictly local ``LocalDenoiser(radius=r)``; parameter and
-                                   multiply-add counts (Locality and receptive fields)
+- :mod:`localdiff_lib.models`      the global U-Net, the strictly local ``LocalDenoiser(radius=r)`` and the authors'
+                                   non-local design rebuilt; parameter and multiply-add counts (Locality and receptive
+                                   fields)
 - :mod:`localdiff_lib.locality`    gradient footprints: measuring what an output pixel depends on (Locality and receptive fields)
-- :mod:`localdiff_lib.closed_form` the ideal (empirical) denoiser and the optimal strictly local denoiser, no training
+- :mod:`localdiff_lib.closed_form` the ideal (empirical) denoiser and the optimal strictly local denoiser
+                                   (position-dependent and equivariant), no training (Beyond the paper)
 - :mod:`localdiff_lib.train`       one ``fit`` for every denoiser, checkpoints (Local versus global denoisers)
 - :mod:`localdiff_lib.sampling`    Euler/Heun probability-flow ODE solvers and hybrid local/global schedules
 - :mod:`localdiff_lib.evaluate`    the recovery experiment, image grids, a small classifier, Fréchet and nearest-image
                                    distances (Local versus global; Hybrid sampling)
 - :mod:`localdiff_lib.checkpoints` shipped small denoisers with their training command, record, log and SHA-256
+- :mod:`localdiff_lib.shipped`     results too slow for quick mode (identity loss, hybrid sampling at scale) with their
+                                   command, record, log and SHA-256 (Local versus global; Hybrid sampling)
 
 Estimating CMI from samples
 - :mod:`localdiff_lib.estimators`  MINE, NWJ, InfoNCE, SMILE behind one interface; CMI by the chain rule (Estimating CMI)
