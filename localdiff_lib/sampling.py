@@ -199,7 +199,9 @@ def ode_solve(
     ``(N, 1, H, W)`` images at time ``t_start`` (on the models' device). ``solver``: ``"euler"`` (one
     evaluation per step), ``"heun"`` (two), or ``"authors"``: the authors' local sampler, which steps
     ``x <- x - |dt| z_hat`` with the model's noise estimate ``z_hat`` and so drops the clean-image term of the
-    velocity ``v = z_hat - x0_hat`` (it shrinks a recovery towards ``(1 - T) x0`` even with a perfect model). Returns ``(x, record)``, or ``(x, record, trajectory)`` with
+    velocity ``v = z_hat - x0_hat``, which biases even a perfect model (exact noise predictions of Gaussian pixels come
+    back with a shrunk mean and spread: ``tests/lib/test_sampling.py``). Returns ``(x, record)``, or
+    ``(x, record, trajectory)`` with
     the list of states at every grid time when ``return_trajectory``. ``amp``: bf16 autocast (default: on GPUs with native bf16 only, see :func:`localdiff_lib.config.autocast`).
     """
     schedule = as_schedule(model_or_schedule)

@@ -7,7 +7,7 @@ machine, torch, git commit, wall time, SHA-256 of ``results.json``) and ``run.lo
 atomically after every unit, so an interrupted run keeps what it finished and the same command resumes it; a recipe
 that differs from the one on disk is refused (``--restart`` discards it), except that a recipe may add models: their
 units are computed, the finished ones kept. :func:`load` reads a result back and checks
-its hash; ``python -m localdiff_lib.shipped check`` does so for every shipped result. (The CMI maps have the same
+its hash; ``python -m localdiff_lib.shipped list`` does so for every shipped result. (The CMI maps have the same
 layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
 
 Recipes:
@@ -122,7 +122,7 @@ def _identity_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
     model_label, solver = unit.split(" | ")
     if "data" not in cache:
         cache["data"] = identity_data(recipe)
-        cache["classifier"] = checkpoints.classifier(recipe["dataset"], device=device)
+        cache["classifier"] = checkpoints.pretrained(recipe["classifier"], device=device)["classifier"]
     images, labels, noise = cache["data"]
     name, key = recipe["models"][model_label]
     model = checkpoints.load(name, device=device)[key]
@@ -180,7 +180,7 @@ def _hybrid_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
     if "models" not in cache:
         cache["models"] = {"local": checkpoints.load(recipe["local"][0], device=device)[recipe["local"][1]],
                            "global": checkpoints.load(recipe["global_"][0], device=device)[recipe["global_"][1]]}
-        cache["classifier"] = checkpoints.classifier(recipe["dataset"], device=device)
+        cache["classifier"] = checkpoints.pretrained(recipe["classifier"], device=device)["classifier"]
         cache["real"] = hybrid_data(recipe)
         paper = _schedule(recipe["schedules"]["paper: local / global on [0.2, 0.5) / local"], cache["models"])
         cache["paper_macs"] = sample(paper, n=1, steps=recipe["steps"], device=device)[1].macs_per_image
@@ -322,8 +322,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--restart", action="store_true", help="discard a result computed with another recipe")
-    sub.add_parser("list", help="list the recipes and what is shipped")
-    sub.add_parser("check", help="reload each shipped result and check its hash")
+    sub.add_parser("list", help="list the recipes and what is shipped (each shipped result reloaded, hash checked)")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         for name in args.names:
