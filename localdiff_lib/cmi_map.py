@@ -79,6 +79,9 @@ PAPER_T = tuple(round(0.1 * i, 1) for i in range(11))
 #: interval missed the exact value)
 UNSTABLE = 0.01
 
+#: the estimator's name in a map's settings, per training objective of :func:`image_cmi_map`
+ESTIMATOR = {"likelihood": "image-density", "mine": "image-critic-mine"}
+
 
 def default_t_grid() -> np.ndarray:
     """The paper's ``t = 0, 0.1, ..., 1`` plus ``0.05, 0.15, 0.25, 0.35, 0.45``, finer around the peak near 0.3."""
@@ -309,6 +312,7 @@ def image_cmi_map(
     fixed_noise: bool = False,
     eval_on_train: bool = False,
     early_stopping: bool = True,
+    objective: str = "likelihood",
     level: float = 0.95,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -335,6 +339,8 @@ def image_cmi_map(
     ``fixed_noise``, ``eval_on_train`` and ``early_stopping=False`` reproduce three choices of the authors' protocol
     (one noise draw per training image reused at every step; scores on training images, with their fixed noise; the
     last state of a fixed number of steps, not the best validated one): the ablation of chapter "The CMI barrier".
+    ``objective="mine"`` swaps the density models for MINE critics on the same trunk (the authors' estimator; the
+    scores are then Donsker–Varadhan values per evaluation batch, paired across models in the same way).
     None of them is used in a map the course reports as its own.
     """
     args = {k: v for k, v in locals().items() if k != "num_threads"}
@@ -349,7 +355,8 @@ def image_cmi_map(
 
 def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, steps, report_at, batch, width, hidden,
                    patch, components, lr, val_images, val_samples, eval_samples, pixel_levels, unit_range,
-                   fixed_noise, eval_on_train, early_stopping, level, seed, device, progress, on_time, log) -> "CMIMap":
+                   fixed_noise, eval_on_train, early_stopping, objective, level, seed, device, progress, on_time,
+                   log) -> "CMIMap":
     if seeds < 2:
         raise ValueError("use at least 2 seeds: the confidence intervals are across seeds")
     dev = torch.device(device) if device is not None else default_device()
@@ -398,7 +405,7 @@ def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, s
         res = train_image_density_bank(
             sampler, masks[None].repeat(seeds, 1, 1), crop, A, bin_width=[w0] * seeds, steps=steps, batch=batch,
             lr=lr, width=width, hidden=hidden, patch=patch, components=components, val_samples=val_samples,
-            eval_samples=eval_samples, report_at=report_at, early_stopping=early_stopping,
+            eval_samples=eval_samples, report_at=report_at, early_stopping=early_stopping, objective=objective,
             seed=seed + int(round(1e4 * tt)), device=dev,
             log=None if log is None else (lambda msg, tt=tt: log(f"t = {tt:.3f}, {msg}")))
         entry = {"seconds": res.seconds, "budgets": {}}
@@ -410,7 +417,7 @@ def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, s
                 h=(-lq.mean(2)).tolist(),  # (S, 2 + R) held-out cross-entropies
                 cmi_seed=d_cmi.mean(2).tolist(), mi_bc_seed=d_bc.mean(1).tolist(),
                 cmi_se_img=(d_cmi.mean(0).std(1, ddof=1) / np.sqrt(d_cmi.shape[2])).tolist(),
-                mi_bc_se_img=float(d_bc.mean(0).std(ddof=1) / np.sqrt(d_bc.shape[1])),
+                mi_bc_se_img=float(d_bc.mean(0).std(ddof=1) / np.sqrt(d_bc.shape[1])), n_paired=int(d_bc.shape[1]),
                 best_step=res.best_step[s].reshape(seeds, -1).tolist())
         entry["val_curve"] = res.val_curve[:, :1].tolist()  # the steps of the validation points
         entry["val_mean"] = res.val_curve[:, 1:].reshape(len(res.val_curve), seeds, -1).mean(1).tolist()
@@ -421,7 +428,7 @@ def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, s
             b = entry["budgets"][str(report_at[-1])]
             log(f"t = {tt:.3f} done in {res.seconds:.0f} s: CMI per r (mean of seeds) "
                 + ", ".join(f"r={r}: {v:.4f}" for r, v in zip(radii, np.mean(b['cmi_seed'], 0))))
-    settings = dict(estimator="image-density", fixed_noise=fixed_noise, eval_on_train=eval_on_train,
+    settings = dict(estimator=ESTIMATOR[objective], fixed_noise=fixed_noise, eval_on_train=eval_on_train,
                     early_stopping=early_stopping, crop=crop,
                     seeds=seeds, steps=steps, report_at=report_at, batch=batch,
                     width=width, hidden=hidden, patch=patch, components=components, lr=lr, val_images=val_images,
@@ -444,7 +451,8 @@ def map_from_progress(t_values, radii, progress: dict, settings: dict, level: fl
         bc_seed = np.stack([np.asarray(b["mi_bc_seed"]) for b in bs], axis=1)  # (S, T)
         S = cmi_seed.shape[0]
         q = student_t_quantile(0.5 + level / 2, S - 1)
-        z = student_t_quantile(0.5 + level / 2, 10_000)
+        n_paired = min(b.get("n_paired", 10_001) for b in bs)  # samples (likelihood) or batches (MINE) paired
+        z = student_t_quantile(0.5 + level / 2, n_paired - 1)
         se_img = np.stack([np.asarray(b["cmi_se_img"]) for b in bs])  # (T, R)
         bc_se = np.array([b["mi_bc_se_img"] for b in bs])
         hw = np.sqrt((q * cmi_seed.std(0, ddof=1) / np.sqrt(S)) ** 2 + (z * se_img) ** 2)
@@ -467,7 +475,8 @@ def map_from_progress(t_values, radii, progress: dict, settings: dict, level: fl
     settings = dict(settings, bias_mi_a_bc=bias_bc, validation_rise=rise,
                     unstable_mi_a_bc=(rise[:, 0] > UNSTABLE) | (rise[:, 1] > UNSTABLE))
     return CMIMap(t_values, radii, last["cmi"], last["cmi_hw"] + bias, last["mi_a_bc"], last["mi_a_bc_hw"] + bias_bc,
-                  last["mi_a_b"], last["per_seed_cmi"], last["per_seed_mi_a_bc"], "image-density", level, secs,
+                  last["mi_a_b"], last["per_seed_cmi"], last["per_seed_mi_a_bc"],
+                  settings.get("estimator", ESTIMATOR["likelihood"]), level, secs,
                   settings, budgets=per_budget, bias=bias, unstable=unstable)
 
 
@@ -505,6 +514,10 @@ MAP_RECIPES: dict[str, dict] = {
     "mnist-no-early-stop-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), early_stopping=False),
     "mnist-authors-no-early-stop-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True,
                                                    eval_on_train=True, early_stopping=False),
+    # the authors' estimator: MINE critics on the same trunk, with the course's protocol and then with the authors'
+    "mnist-mine-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), objective="mine"),
+    "mnist-authors-mine-cpu": _map_recipe("mnist", t_values=(0.3,), radii=(1, 12), fixed_noise=True,
+                                          eval_on_train=True, early_stopping=False, objective="mine"),
     "fashion-mnist-gpu": _map_recipe("fashion-mnist", radii=(1, 2, 3, 4, 5, 6, 8, 10, 12), seeds=5, steps=16000,
                                      batch=256, t_values=tuple(np.round(np.arange(0, 0.701, 0.025), 3))),
 }

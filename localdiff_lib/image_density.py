@@ -22,6 +22,9 @@ average seen so far (early stopping); the learning rate is constant after a warm
 what a run of ``n`` steps would give, and :func:`train_image_density_bank` can report the held-out values at
 several budgets of one run (``report_at``), which is how the convergence of a map is shown. The held-out scores
 are returned **per sample**, so that differences of two models on the same samples get paired standard errors.
+
+:class:`ImageCriticBank` puts a MINE critic (the authors' estimator) on the same trunk, trained by the same loop
+(``objective="mine"``): the ablation of chapter "The CMI barrier" that swaps the objective and keeps the rest.
 """
 
 from __future__ import annotations
@@ -38,8 +41,12 @@ from torch import nn
 
 from .config import default_device
 from .density import mixture_log_prob
+from .estimators import bound_loss, bound_values
 
-__all__ = ["ImageDensityBank", "ImageBankResult", "train_image_density_bank"]
+__all__ = ["ImageDensityBank", "ImageCriticBank", "ImageBankResult", "OBJECTIVES", "train_image_density_bank"]
+
+#: how a bank is trained: ``"likelihood"`` (the course's density models) or ``"mine"`` (the authors' critics)
+OBJECTIVES = ("likelihood", "mine")
 
 
 class ImageDensityBank(nn.Module):
@@ -135,6 +142,14 @@ class ImageDensityBank(nn.Module):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(G, N, side * side)`` -> ``log q_k(a_i | context_i)`` ``(G * c, N)``."""
+        h, xk = self.context_features(x)
+        out = torch.baddbmm(self.b3, h, self.W3)
+        a = xk[:, :, self.a_idx, None]  # (K, N, 1)
+        return mixture_log_prob(out, a, self.centres, self.bin_width)
+
+    def context_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two paths and the hidden layers: ``x`` ``(G, N, side * side)`` -> features ``(K, N, hidden)`` of each
+        model's context, and ``x`` repeated per model ``(K, N, side * side)``."""
         G, c, D = self.shape
         if x.ndim != 3 or x.shape[0] != G or x.shape[2] != D:
             raise ValueError(f"expected a batch of shape ({G}, N, {D}), got {tuple(x.shape)}")
@@ -154,10 +169,37 @@ class ImageDensityBank(nn.Module):
             f = f.reshape(N, Kc, -1).transpose(0, 1)  # (Kc, N, n_conv): the channels of model k are contiguous
             h = h.index_add(0, kc, torch.bmm(f, self.Wc))
         h = act(h)
-        h = act(torch.baddbmm(self.b2, h, self.W2))
-        out = torch.baddbmm(self.b3, h, self.W3)
+        return act(torch.baddbmm(self.b2, h, self.W2)), xk
+
+
+class ImageCriticBank(ImageDensityBank):
+    """``K`` MINE critics ``T_k(a, context)`` on the trunk of :class:`ImageDensityBank`: the authors' estimator (a
+    Donsker–Varadhan bound, :mod:`localdiff_lib.estimators`) with the course's context model, for the ablation of
+    chapter "The CMI barrier". Separable, ``T_k(a_i, c_j) = g_k(a_i) . f_k(c_j)``, like the course's vector critics:
+    ``f_k`` is the density model's two paths and hidden layers, ``g_k`` a one-hidden-layer MLP of the pixel value.
+    A model with an empty context has ``I = 0`` by definition: its scores are 0 (its bound is exactly 0).
+    """
+
+    def __init__(self, masks: torch.Tensor, side: int, a_idx: int, *, width: int = 8, hidden: int = 64,
+                 patch: int = 4, generator: torch.Generator | None = None):
+        super().__init__(masks, side, a_idx, width=width, hidden=hidden, patch=patch, components=1,
+                         generator=generator)
+        del self.W3, self.b3  # the mixture head: replaced by the critic's g
+        K, g = self.n_models, generator
+        self.register_buffer("has_context", (self.masks.reshape(K, -1).sum(1) > 0).float()[:, None, None])
+        self.wa = nn.Parameter(torch.randn(K, 1, hidden, generator=g))
+        self.ba = nn.Parameter(torch.randn(K, 1, hidden, generator=g))
+        self.Wa = nn.Parameter(0.1 * torch.randn(K, hidden, hidden, generator=g) / math.sqrt(hidden))
+
+    def log_prob(self, x):
+        raise TypeError("an ImageCriticBank gives critic scores (scores), not log-densities")
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(G, N, side * side)`` -> ``scores[k, i, j] = T_k(a_i, c_j)`` ``(K, N, N)`` (diagonal: joint pairs)."""
+        f, xk = self.context_features(x)  # (K, N, H)
         a = xk[:, :, self.a_idx, None]  # (K, N, 1)
-        return mixture_log_prob(out, a, self.centres, self.bin_width)
+        g = torch.bmm(nn.functional.silu(a * self.wa + self.ba), self.Wa)  # (K, N, H)
+        return torch.bmm(g, f.transpose(1, 2)) * self.has_context
 
 
 @dataclass
@@ -165,8 +207,10 @@ class ImageBankResult:
     """Held-out log-likelihoods of a trained :class:`ImageDensityBank`, per sample, at each reported budget."""
 
     steps: list[int]  # the budgets reported (training steps)
-    log_q: dict[int, np.ndarray]  # steps -> (K, n_eval) held-out log q_k of each evaluation sample
-    val_curve: np.ndarray  # (n_val, 1 + K): step, then the validation cross-entropy of each model's EMA
+    # steps -> (K, n) held-out scores: log q_k of each evaluation sample ("likelihood"), or the bound value of each
+    # evaluation batch ("mine", with 0 for an empty context); either way I(A:c_k) - I(A:c_l) = mean(row k - row l)
+    log_q: dict[int, np.ndarray]
+    val_curve: np.ndarray  # (n_val, 1 + K): step, then the validation loss of each model's EMA (cross-entropy, or -bound)
     best_step: dict[int, np.ndarray]  # steps -> (K,) the step of the state kept by early stopping
     seconds: float
 
@@ -191,6 +235,7 @@ def train_image_density_bank(
     eval_samples: int = 4096,
     report_at: Sequence[int] | None = None,
     early_stopping: bool = True,
+    objective: str = "likelihood",
     seed: int = 0,
     device: str | torch.device | None = None,
     log: Callable[[str], None] | None = None,
@@ -204,15 +249,24 @@ def train_image_density_bank(
     scored on the evaluation samples. Adam, learning rate ``lr`` after a 100-step linear warm-up, no decay.
     ``early_stopping=False`` scores the weight average at each reported budget instead of the best validated state
     (the authors train for a fixed number of steps: an ablation of chapter "The CMI barrier").
+    ``objective="mine"`` trains :class:`ImageCriticBank` critics instead, with MINE's bias-corrected gradient of the
+    Donsker–Varadhan bound (the authors' estimator; ``components`` and ``bin_width`` are then unused): the validation
+    loss is minus the bound, and the held-out scores are the bound's value per evaluation batch.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
     if steps < 1 or batch < 2 or val_every < 1:
         raise ValueError(f"need steps >= 1, batch >= 2 and val_every >= 1, got {steps}, {batch}, {val_every}")
     report_at = sorted({int(s) for s in (report_at or [steps])})
     if report_at[0] < 1 or report_at[-1] != steps:
         raise ValueError(f"report_at must lie in [1, steps] and include steps={steps}, got {report_at}")
     dev = torch.device(device) if device is not None else default_device()
-    bank = ImageDensityBank(masks, side, a_idx, width=width, hidden=hidden, patch=patch, components=components,
-                            bin_width=bin_width, generator=torch.Generator().manual_seed(seed)).to(dev)
+    init = torch.Generator().manual_seed(seed)
+    if objective == "mine":
+        bank = ImageCriticBank(masks, side, a_idx, width=width, hidden=hidden, patch=patch, generator=init).to(dev)
+    else:
+        bank = ImageDensityBank(masks, side, a_idx, width=width, hidden=hidden, patch=patch, components=components,
+                                bin_width=bin_width, generator=init).to(dev)
     K = bank.n_models
     opt = torch.optim.Adam(bank.parameters(), lr=lr)
     avg = copy.deepcopy(bank).requires_grad_(False)  # the exponential moving average of the weights
@@ -227,16 +281,23 @@ def train_image_density_bank(
     curve, log_q, kept = [], {}, {}
     t0 = time.perf_counter()
 
+    log_ema = None  # MINE's moving average of E_q[e^T], per critic
+
     def score(model, xs):
         with torch.no_grad():
+            if objective == "mine":
+                return torch.stack([bound_values(model.scores(x), "mine") for x in xs], dim=1)  # (K, batches)
             return torch.cat([model.log_prob(x) for x in xs], dim=1)  # (K, n)
 
     for step in range(1, steps + 1):
-        # --- one maximum-likelihood step on fresh images and noise
+        # --- one step on fresh images and noise: maximum likelihood, or MINE's ascent of the DV bound
         for grp in opt.param_groups:
             grp["lr"] = lr * min(1.0, step / 100)
         x = sampler("train", batch, gen)
-        loss = -bank.log_prob(x).mean(1).sum()
+        if objective == "mine":
+            loss, _, log_ema = bound_loss(bank.scores(x), "mine", log_ema)
+        else:
+            loss = -bank.log_prob(x).mean(1).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -256,7 +317,7 @@ def train_image_density_bank(
                 b[rows] = v[rows]
             curve.append([step, *val.cpu().tolist()])
             if log is not None:
-                log(f"step {step}: validation cross-entropy {val.mean().item():.4f} (mean of {K} models), "
+                log(f"step {step}: validation loss {val.mean().item():.4f} (mean of {K} models), "
                     f"{time.perf_counter() - t0:.0f} s")
         # --- held-out scores of the kept states at the reported budgets
         if step in report_at:
