@@ -657,6 +657,7 @@ def load_map(name: str, directory: str | Path | None = None, level: float = 0.95
     t_done = sorted(rec["finished_t"])
     settings = {k: v for k, v in recipe.items() if k not in ("t_values", "radii")}
     settings["report_at"] = budgets_of(recipe["steps"])
+    settings["estimator"] = ESTIMATOR[recipe.get("objective", "likelihood")]
     m = map_from_progress(t_done, recipe["radii"], res["times"], settings, level)
     m.settings["record"] = rec
     if "exact" in res:  # a surrogate's exact map, on the finished times
