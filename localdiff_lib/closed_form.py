@@ -38,6 +38,7 @@ Cost: the ideal denoiser is one ``(B, HW) x (HW, N)`` matrix product; the local 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ from .checks import InputError, images as check_images, integer
 from .models import check_inputs, check_prediction
 
 __all__ = ["ideal_log_weights", "ideal_x0", "local_x0", "equivariant_local_x0", "IdealDenoiser",
-           "LocalPosteriorDenoiser"]
+           "LocalPosteriorDenoiser", "PixelGap", "pixel_gaps"]
 
 #: elements per intermediate tensor (about 128 MB in float64) that sets the chunk sizes
 CHUNK_ELEMENTS = 1 << 24
@@ -256,6 +257,86 @@ def equivariant_local_x0(x: torch.Tensor, t, train_images: torch.Tensor, radius:
         tb = t[b0:b0 + bq].to(dtype).repeat_interleave(L)
         out.append(_streaming_posterior_mean(y, tb, bank()).reshape(-1, 1, H, W))
     return torch.cat(out).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------- one pixel: gap and bound
+
+
+@dataclass
+class PixelGap:
+    """Per noisy image ``x``, for one pixel ``A`` and its window ``W = A u B`` (receptive-field radius ``r``), under the
+    empirical distribution (:func:`pixel_gaps`; chapter "Beyond the paper", the theorem tested on the denoisers).
+    Means over ``x ~ p_t`` of the training images give the informations named; ``C`` is the rest of the image."""
+
+    excess: torch.Tensor  # (B,) (E[X0_A | x] - E[X0_A | x_W])^2: its mean is the best local model's excess error
+    kl: torch.Tensor  # (B,) KL(p(x0_A | x) || p(x0_A | x_W)); mean: I(X0_A : X_C | X_W), the bound's information
+    kl_b: torch.Tensor  # (B,) KL(p(x0_A | x without A) || p(x0_A | x_B)); mean: I(X0_A : X_C | X_B)
+    log_ratio: torch.Tensor  # (B,) log p(x_A | rest) - log p(x_A | x_B); mean: I(A : C | B) of X_t, the map's CMI
+
+
+def _group_log_probs(logw: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """``log sum_{i in g} exp(logw[:, i])`` for each group ``g`` (B, n_groups), in log space (no underflow)."""
+    idx = group[None].expand_as(logw)
+    top = torch.full((logw.shape[0], n_groups), -math.inf, dtype=logw.dtype, device=logw.device)
+    top = top.scatter_reduce(1, idx, logw, reduce="amax", include_self=True)
+    shifted = torch.exp(logw - top.gather(1, idx))
+    total = torch.zeros_like(top).scatter_add_(1, idx, shifted)
+    return torch.log(total) + top
+
+
+def _kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """``KL(p || q)`` per row of two log-probability tables (terms with ``p = 0`` are 0)."""
+    p = logp.exp()
+    return torch.where(p > 0, p * (logp - logq), torch.zeros_like(p)).sum(1)
+
+
+def pixel_gaps(x: torch.Tensor, t, train_images: torch.Tensor, radii, pixel: tuple[int, int]) -> dict[int, PixelGap]:
+    """The local-versus-global gap at one pixel and the information that bounds it, exactly, for each radius.
+
+    For the empirical distribution of ``train_images`` (N, 1, H, W) on the path ``X_t = (1-t) X_0 + t Z``, noisy
+    images ``x`` (B, 1, H, W) at ``0 < t <= 1``, pixel ``A = pixel`` and each receptive-field radius ``r`` in
+    ``radii`` (the window ``W`` of side ``2r + 1`` around ``A``, inside the image; ``B = W`` minus ``A``): the
+    posteriors of ``X0_A`` given the whole noisy image and given its window are discrete (the training images' values
+    at ``A``), so the best local denoiser's squared gap to the ideal one and ``KL`` between the two posteriors are
+    exact per image. Pinsker's inequality bounds the first by half the second, image by image, because pixels lie in
+    ``[0, 1]``: ``(E_p - E_q)^2 <= TV(p, q)^2 <= KL(p || q) / 2``. Averaged over ``x ~ p_t``: the excess error of the
+    best radius-``r`` denoiser is at most ``I(X0_A : X_C | X_W) / 2``, and by the chain rule (``X_A`` is ``X0_A`` plus
+    independent noise) ``I(X0_A : X_C | X_W) = I(X0_A : X_C | X_B) - I(X_A : X_C | X_B)``: the map's CMI is the part of
+    the clean pixel's conditional information that its own noisy value carries. Cost: one (B, HW) x (HW, N) product.
+    """
+    train = _check_train(train_images)
+    x, t = _check_query(x, train, t)
+    if bool((t <= 0).any()):
+        raise InputError("pixel_gaps needs 0 < t <= 1 (at t = 0 the posteriors are point masses on the nearest images)")
+    H, W = train.shape[2:]
+    i, j = (integer(v, "pixel coordinate", minimum=0) for v in pixel)
+    rs = [_check_radius(r) for r in radii]
+    if not rs or i >= H or j >= W or any(not (r <= i < H - r and r <= j < W - r) for r in rs):
+        raise InputError(f"pixel {pixel} with radii {list(radii)}: every window must lie inside the {H}x{W} image "
+                         "(crop the images or use smaller radii)")
+    t = t.to(torch.float64)
+    a, denom = 1 - t, (2 * t * t)[:, None]
+    values, group = torch.unique(train[:, 0, i, j].to(torch.float64), return_inverse=True)
+    V = values.numel()
+    xa = x[:, 0, i, j].to(torch.float64)
+    neg_a = -(xa[:, None] - a[:, None] * values[group][None]) ** 2 / denom  # (B, N) A's own term
+    neg_all = _ideal_neg_dist(x, train, a) / denom
+    neg_rest = neg_all - neg_a  # every pixel but A
+    lse = torch.logsumexp
+    log_p = _group_log_probs(torch.log_softmax(neg_all, 1), group, V)  # p(x0_A | x)
+    log_p_rest = _group_log_probs(torch.log_softmax(neg_rest, 1), group, V)  # p(x0_A | x without A)
+    mean_p = (log_p.exp() * values).sum(1)
+    out = {}
+    for r in rs:
+        win = (..., slice(i - r, i + r + 1), slice(j - r, j + r + 1))
+        neg_w = _ideal_neg_dist(x[win], train[win], a) / denom
+        neg_b = neg_w - neg_a
+        log_q = _group_log_probs(torch.log_softmax(neg_w, 1), group, V)  # p(x0_A | x_W)
+        log_q_b = _group_log_probs(torch.log_softmax(neg_b, 1), group, V)  # p(x0_A | x_B)
+        out[r] = PixelGap(excess=(mean_p - (log_q.exp() * values).sum(1)) ** 2, kl=_kl(log_p, log_q),
+                          kl_b=_kl(log_p_rest, log_q_b),
+                          log_ratio=(lse(neg_all, 1) - lse(neg_rest, 1)) - (lse(neg_w, 1) - lse(neg_b, 1)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- modules

@@ -16,6 +16,11 @@ Recipes:
   Euler steps, or the authors' ``x <- x - dt z_hat``), the class and instance verdicts of
   :func:`localdiff_lib.evaluate.identity_curves` for every image and noise time ``T``, stored as packed bits.
   :func:`identity_summary` turns them into identity-loss times at several thresholds, per-image onsets and medians.
+* ``gap-*`` (chapter "Beyond the paper", the theorem tested on the denoisers): for each set of clean images (training
+  or held-out digits) and each time ``t``, at the paper's pixel ``A``: the exact local-versus-global gap of the
+  closed-form denoisers of all training images and the informations that bound it
+  (:func:`localdiff_lib.closed_form.pixel_gaps`), and the one-step errors of the trained networks at ``A``, as means
+  with standard errors over the images (:func:`gap_values` computes them per image; a chapter recomputes a slice).
 * ``hybrid-*`` (chapter "Hybrid sampling"): for each schedule (the paper's four, the all-global sampler with Euler
   and with Heun steps at the paper split's multiply-adds per image, a sweep of the global window's position and
   width) and each sampler seed, :func:`localdiff_lib.evaluate.sample_quality` of ``n_samples`` generated images, the
@@ -36,14 +41,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, evaluate
+from . import checkpoints, closed_form, evaluate, path
 from .checkpoints import provenance, sha256
 from .config import default_device
 from .data import load_dataset, subset
+from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
 __all__ = ["RECIPES", "run", "load", "units", "identity_data", "identity_summary", "hybrid_data", "kept_images",
-           "pack_bits", "unpack_bits", "main"]
+           "gap_data", "gap_values", "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
 
@@ -72,6 +78,11 @@ def _hybrid_recipe(dataset: str, local: list, global_: list) -> dict:
                 n_samples=2000, seeds=[0, 1, 2], steps=32, real_seed=5, n_keep=8, schedules=schedules)
 
 
+def _gap_recipe(dataset: str, local: str, global_: list) -> dict:
+    return dict(kind="gap", dataset=dataset, n_images=512, image_seed=4, noise_seed=1, t_values=_T_FINE,
+                radii=[1, 2, 3, 4, 6], crop=PAPER_CROP, local=local, global_=global_)
+
+
 #: name -> recipe; ``models`` maps a row label to ``[checkpoint name, model key in that checkpoint]``
 RECIPES = {
     "identity-mnist": _identity_recipe("mnist", {
@@ -79,6 +90,7 @@ RECIPES = {
         "global (small U-Net)": ["mnist-global-small", "global"],
     }),
     "hybrid-mnist": _hybrid_recipe("mnist", ["mnist-local-c16", "r=3"], ["mnist-global-small", "global"]),
+    "gap-mnist": _gap_recipe("mnist", "mnist-local-c16", ["mnist-global-small", "global"]),
 }
 
 
@@ -88,6 +100,8 @@ def units(recipe: dict) -> list[str]:
         return [f"{model} | {solver}" for solver in recipe["solvers"] for model in recipe["models"]]
     if recipe["kind"] == "hybrid":
         return [f"{schedule} | seed {seed}" for seed in recipe["seeds"] for schedule in recipe["schedules"]]
+    if recipe["kind"] == "gap":
+        return [f"{split} | t = {t:g}" for split in GAP_SPLITS for t in recipe["t_values"]]
     raise ValueError(f"unknown recipe kind {recipe['kind']!r}")
 
 
@@ -206,7 +220,72 @@ def kept_images(entry: dict) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32) / 255)
 
 
-_COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit}
+# ---------------------------------------------------------------------------------------------- gap
+
+#: the clean images of a ``gap-*`` unit: training digits (where the closed forms are the Bayes optima) or held-out ones
+GAP_SPLITS = ("training", "held-out")
+
+
+def gap_data(recipe: dict, split: str):
+    """The clean images and the noise of a ``gap-*`` recipe for ``split`` (``"training"``: a random subset of the
+    training digits; ``"held-out"``: class-balanced test digits), and all training images (the closed forms' data)."""
+    if split not in GAP_SPLITS:
+        raise ValueError(f"split must be one of {GAP_SPLITS}, got {split!r}")
+    train, y_tr = load_dataset(recipe["dataset"], "train")
+    if split == "training":
+        images = subset(train, n=recipe["n_images"], seed=recipe["image_seed"])
+    else:
+        x_te, y_te = load_dataset(recipe["dataset"], "test")
+        images, _ = subset(x_te, y_te, n=recipe["n_images"], seed=recipe["image_seed"], balanced=True)
+    seed = recipe["noise_seed"] + GAP_SPLITS.index(split)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
+    return images, noise, train
+
+
+def gap_values(x0: torch.Tensor, noise: torch.Tensor, t: float, train: torch.Tensor, radii, models: dict | None = None,
+               crop: int = PAPER_CROP, chunk: int = 128) -> dict[str, np.ndarray]:
+    """Per image, at the paper's pixel ``A``: the closed-form quantities of
+    :func:`localdiff_lib.closed_form.pixel_gaps` on the paper's crop (``"excess r=R"``, ``"kl r=R"``, ``"kl_b r=R"``,
+    ``"log_ratio r=R"``) and, for each of ``models`` (label -> model), the one-step squared error of its clean-image
+    estimate at ``A`` (``"error LABEL"``) and the estimate itself (``"x0 LABEL"``)."""
+    x = (1 - t) * x0 + t * noise
+    a_crop, a_full = (crop // 2, crop // 2), paper_a_pixel(x0.shape[-1], crop)
+    train_c = paper_crop(train, crop)
+    out: dict[str, list] = {}
+    for s in range(0, x.shape[0], chunk):
+        gaps = closed_form.pixel_gaps(paper_crop(x[s:s + chunk], crop), t, train_c, radii, a_crop)
+        for r, g in gaps.items():
+            for q in ("excess", "kl", "kl_b", "log_ratio"):
+                out.setdefault(f"{q} r={r}", []).append(getattr(g, q).numpy())
+    for label, model in (models or {}).items():
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            xd = x.to(dev)
+            x0_hat = path.to_x0(model(xd, t), model.prediction, xd, t)[:, 0, a_full[0], a_full[1]].cpu()
+        out[f"x0 {label}"] = [x0_hat.double().numpy()]
+        out[f"error {label}"] = [((x0_hat - x0[:, 0, a_full[0], a_full[1]]) ** 2).double().numpy()]
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _gap_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
+    split, t = unit.split(" | t = ")
+    if split not in cache:
+        cache[split] = gap_data(recipe, split)
+    if "models" not in cache:
+        local = checkpoints.load(recipe["local"], device=device)
+        cache["models"] = {**{k: m for k, m in local.items() if int(k.split("=")[1]) in recipe["radii"]},
+                           "global": checkpoints.load(recipe["global_"][0], device=device)[recipe["global_"][1]]}
+    x0, noise, train = cache[split]
+    v = gap_values(x0, noise, float(t), train, recipe["radii"], cache["models"], crop=recipe["crop"])
+    for k in [k for k in v if k.startswith("x0 ") and k != "x0 global"]:  # the trained local-versus-global gap
+        v["net gap " + k[3:]] = (v[k] - v["x0 global"]) ** 2
+    n = len(x0)
+    return {k: dict(mean=float(a.mean()), se=float(a.std(ddof=1) / np.sqrt(n))) for k, a in v.items()} | dict(
+        n=n, pinsker_violations=int(sum((v[f"excess r={r}"] > v[f"kl r={r}"] / 2 + 1e-12).sum()
+                                        for r in recipe["radii"])))
+
+
+_COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit, "gap": _gap_unit}
 
 
 # ---------------------------------------------------------------------------------------------- run and load

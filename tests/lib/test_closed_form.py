@@ -7,6 +7,7 @@ import torch
 
 from localdiff_lib import closed_form as cf
 from localdiff_lib import evaluate, locality, models, path
+from localdiff_lib.checks import InputError
 
 
 def _rand_images(n, size=6, seed=0, dtype=torch.float64):
@@ -270,3 +271,77 @@ def test_equivariant_ties_at_t0_count_repeated_patches():
     train = torch.tensor([[[[0.0, 1.0, 1.0]]]], dtype=torch.float64)
     out = cf.equivariant_local_x0(torch.full((1, 1, 1, 3), 0.5, dtype=torch.float64), 0.0, train, 0)
     assert torch.allclose(out, torch.full_like(out, 2 / 3), atol=1e-15, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------- pixel_gaps
+
+
+def _brute_pixel_gap(x, t, train, r, pix):
+    # every quantity from its definition, by loops over the training images, in float64
+    i, j = pix
+    a = 1 - t
+    vals = sorted({float(v) for v in train[:, 0, i, j]})
+    out = []
+    for y in x.double():
+        def post(mask):  # posterior over training images given the pixels where mask is True
+            d = torch.stack([((y[0] - a * tr[0].double()) ** 2)[mask].sum() for tr in train])
+            return torch.softmax(-d / (2 * t * t), 0)
+        full = torch.ones(y.shape[1:], dtype=torch.bool)
+        win = torch.zeros_like(full)
+        win[i - r:i + r + 1, j - r:j + r + 1] = True
+        not_a = full.clone(); not_a[i, j] = False
+        b = win.clone(); b[i, j] = False
+
+        def dist_a(w):  # the distribution of X0_A
+            return torch.tensor([sum(float(w[n]) for n in range(len(train)) if float(train[n, 0, i, j]) == v)
+                                 for v in vals], dtype=torch.float64)
+
+        def kl(p, q):
+            return float(sum(pi * math.log(pi / qi) for pi, qi in zip(p, q) if pi > 0))
+
+        def log_p_a(w):  # log p(y_A | context) with posterior w over images given the context
+            dens = sum(float(w[n]) * math.exp(-(float(y[0, i, j]) - a * float(train[n, 0, i, j])) ** 2 / (2 * t * t))
+                       / math.sqrt(2 * math.pi * t * t) for n in range(len(train)))
+            return math.log(dens)
+
+        p, q = dist_a(post(full)), dist_a(post(win))
+        v = torch.tensor(vals, dtype=torch.float64)
+        out.append(((float(p @ v) - float(q @ v)) ** 2, kl(p, q), kl(dist_a(post(not_a)), dist_a(post(b))),
+                    log_p_a(post(not_a)) - log_p_a(post(b))))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("t", [0.3, 0.7])
+def test_pixel_gaps_match_their_definitions_and_obey_pinsker(t):
+    g = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 4, (9, 1, 5, 5), generator=g).double() / 3  # repeated pixel values: grouped posteriors
+    x = (1 - t) * train[torch.randint(0, 9, (6,), generator=g)] + t * torch.randn(6, 1, 5, 5, generator=g).double()
+    gaps = cf.pixel_gaps(x, t, train, [0, 1, 2], (2, 2))
+    for r, gap in gaps.items():
+        want = _brute_pixel_gap(x, t, train, r, (2, 2))
+        got = torch.stack([gap.excess, gap.kl, gap.kl_b, gap.log_ratio], 1)
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+        assert bool((gap.excess <= gap.kl / 2 + 1e-15).all())  # Pinsker, image by image
+    # the whole image as the window: no gap, no information left
+    torch.testing.assert_close(gaps[2].excess, torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(gaps[2].kl, torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_pixel_gaps_chain_rule_holds_on_average_over_the_path():
+    # I(X0_A : X_C | X_W) = I(X0_A : X_C | X_B) - I(X_A : X_C | X_B): an identity of expectations over x ~ p_t
+    g = torch.Generator().manual_seed(1)
+    train = torch.randint(0, 3, (5, 1, 5, 5), generator=g).float() / 2
+    t, n = 0.4, 40_000
+    x = (1 - t) * train[torch.randint(0, 5, (n,), generator=g)] + t * torch.randn(n, 1, 5, 5, generator=g)
+    gap = cf.pixel_gaps(x, t, train, [1], (2, 2))[1]
+    diff = gap.kl - (gap.kl_b - gap.log_ratio)
+    assert abs(diff.mean().item()) < 4 * diff.std().item() / math.sqrt(n) + 1e-3, (diff.mean(), diff.std())
+    assert gap.kl.mean().item() > 0.05  # the test is not trivial: the far pixels do carry information
+
+
+def test_pixel_gaps_errors_are_clear():
+    train = torch.rand(4, 1, 5, 5)
+    with pytest.raises(InputError, match="0 < t"):
+        cf.pixel_gaps(torch.rand(2, 1, 5, 5), 0.0, train, [1], (2, 2))
+    with pytest.raises(InputError, match="inside the 5x5 image"):
+        cf.pixel_gaps(torch.rand(2, 1, 5, 5), 0.5, train, [3], (2, 2))
