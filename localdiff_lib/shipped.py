@@ -79,7 +79,7 @@ def _hybrid_recipe(dataset: str, local: list, global_: list) -> dict:
 
 
 def _gap_recipe(dataset: str, local: str, global_: list) -> dict:
-    return dict(kind="gap", dataset=dataset, n_images=512, image_seed=4, noise_seed=1, t_values=_T_FINE,
+    return dict(kind="gap", dataset=dataset, n_images=512, n_head=32, image_seed=4, noise_seed=1, t_values=_T_FINE,
                 radii=[1, 2, 3, 4, 6], crop=PAPER_CROP, local=local, global_=global_)
 
 
@@ -282,7 +282,9 @@ def _gap_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
     n = len(x0)
     return {k: dict(mean=float(a.mean()), se=float(a.std(ddof=1) / np.sqrt(n))) for k, a in v.items()} | dict(
         n=n, pinsker_violations=int(sum((v[f"excess r={r}"] > v[f"kl r={r}"] / 2 + 1e-12).sum()
-                                        for r in recipe["radii"])))
+                                        for r in recipe["radii"])),
+        # the closed-form values of the first images, per image: a chapter recomputes them live and compares exactly
+        head={k: a[:recipe["n_head"]].tolist() for k, a in v.items() if k.startswith(("excess ", "kl "))})
 
 
 _COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit, "gap": _gap_unit}
