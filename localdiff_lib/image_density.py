@@ -195,7 +195,8 @@ class ImageCriticBank(ImageDensityBank):
         raise TypeError("an ImageCriticBank gives critic scores (scores), not log-densities")
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(G, N, side * side)`` -> ``scores[k, i, j] = T_k(a_i, c_j)`` ``(K, N, N)`` (diagonal: joint pairs)."""
+        """``x`` ``(G, N, side * side)`` -> ``scores[k, i, j] = T_k(a_i, c_j)``, ``(K, N, N)``; the diagonal holds the
+        joint pairs."""
         f, xk = self.context_features(x)  # (K, N, H)
         a = xk[:, :, self.a_idx, None]  # (K, N, 1)
         g = torch.bmm(nn.functional.silu(a * self.wa + self.ba), self.Wa)  # (K, N, H)
@@ -204,13 +205,13 @@ class ImageCriticBank(ImageDensityBank):
 
 @dataclass
 class ImageBankResult:
-    """Held-out log-likelihoods of a trained :class:`ImageDensityBank`, per sample, at each reported budget."""
+    """Held-out scores of a trained bank (log-likelihoods per sample, or MINE bounds per batch) at each budget."""
 
     steps: list[int]  # the budgets reported (training steps)
     # steps -> (K, n) held-out scores: log q_k of each evaluation sample ("likelihood"), or the bound value of each
     # evaluation batch ("mine", with 0 for an empty context); either way I(A:c_k) - I(A:c_l) = mean(row k - row l)
     log_q: dict[int, np.ndarray]
-    val_curve: np.ndarray  # (n_val, 1 + K): step, then the validation loss of each model's EMA (cross-entropy, or -bound)
+    val_curve: np.ndarray  # (n_val, 1 + K): step, then each model's validation loss (cross-entropy, or -bound)
     best_step: dict[int, np.ndarray]  # steps -> (K,) the step of the state kept by early stopping
     seconds: float
 

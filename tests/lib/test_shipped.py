@@ -89,7 +89,30 @@ def test_hybrid_units_store_quality_cost_and_images(tmp_path, one_thread):
     assert images.shape == (3, 1, 28, 28) and torch.allclose(images, x[:3].clamp(0, 1), atol=1 / 255)
 
 
-@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist"])
+def test_gap_units_store_the_closed_form_and_network_values(tmp_path, one_thread):
+    recipe = json.loads(json.dumps(shipped.RECIPES["gap-mnist"]))
+    recipe.update(n_images=10, n_head=4, t_values=[0.4], radii=[1, 3])
+    rec = shipped.run("gap-mnist", tmp_path, recipe=recipe)
+    assert rec["complete"] and rec["finished_units"] == ["training | t = 0.4", "held-out | t = 0.4"]
+    res = shipped.load("gap-mnist", tmp_path)
+    from localdiff_lib import checkpoints
+    models = {"r=1": checkpoints.load("mnist-local-c16")["r=1"], "r=3": checkpoints.load("mnist-local-c16")["r=3"],
+              "global": checkpoints.load("mnist-global-small")["global"]}
+    for split in shipped.GAP_SPLITS:
+        x0, noise, train = shipped.gap_data(recipe, split)
+        assert x0.shape == (10, 1, 28, 28)
+        v = shipped.gap_values(x0, noise, 0.4, train, [1, 3], models)
+        unit = res["units"][f"{split} | t = 0.4"]
+        assert unit["n"] == 10 and unit["pinsker_violations"] == 0
+        for key in ("excess r=1", "kl r=3", "log_ratio r=1", "kl_b r=3", "error global", "error r=3"):
+            assert unit[key]["mean"] == pytest.approx(v[key].mean(), rel=1e-9, abs=1e-12), key
+        assert unit["net gap r=1"]["mean"] == pytest.approx(((v["x0 r=1"] - v["x0 global"]) ** 2).mean(), rel=1e-9)
+        np.testing.assert_allclose(unit["head"]["kl r=1"], v["kl r=1"][:4], rtol=1e-9, atol=1e-15)
+    with pytest.raises(ValueError, match="split must be one of"):
+        shipped.gap_data(recipe, "test")
+
+
+@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "gap-mnist"])
 def test_shipped_results_reload_complete_with_their_recipe(name):
     res = shipped.load(name)                                        # checks the SHA-256
     rec = res["record"]
@@ -101,5 +124,9 @@ def test_shipped_results_reload_complete_with_their_recipe(name):
         if recipe["kind"] == "identity":
             for verdict in ("class_kept", "instance_kept"):
                 assert unit[verdict]["shape"] == [len(recipe["T_values"]), recipe["n_images"]]
+        elif recipe["kind"] == "gap":
+            assert unit["n"] == recipe["n_images"] and unit["pinsker_violations"] == 0
+            for r in recipe["radii"]:
+                assert len(unit["head"][f"excess r={r}"]) == recipe["n_head"] and f"net gap r={r}" in unit
         else:
             assert unit["quality"]["n"] == recipe["n_samples"] and unit["images"]["shape"] == [recipe["n_keep"], 1, 28, 28]
