@@ -30,6 +30,9 @@ The training images are stored as a frozen ``nn.Parameter`` (the data *are* the 
 non-parametric models; :func:`localdiff_lib.models.count_parameters` counts none of them as trainable), so
 ``.to(device)``, ``.double()``, :mod:`localdiff_lib.evaluate` and :mod:`localdiff_lib.sampling` work unchanged.
 
+:func:`pixel_gaps` computes, at one pixel, the exact gap between the best local and the ideal denoiser and the
+informations that bound it (Pinsker's inequality and the chain rule with the CMI of the map), image by image.
+
 Cost: the ideal denoiser is one ``(B, HW) x (HW, N)`` matrix product; the local one a batched product over the
 ``HW`` positions, ``2 HW B (2r+1)^2 N`` flops, done in chunks of training images with a streaming
 (log-sum-exp) softmax. Chapter "Beyond the paper".
