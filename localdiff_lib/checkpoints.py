@@ -370,8 +370,10 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
         # --- write the directory: EMA weights, training log, record
         rec = _write(name, recipe, out, models, hist, state, dev, threads)
         if rec["complete"]:
-            work.unlink()
-            side.unlink()
+            verdicts = (rec.get("held_out_curve") or {}).get("converged")
+            if not verdicts or all(verdicts.values()):  # stopped at the largest budget unconverged: keep the state,
+                work.unlink()                             # so that a recipe with a larger `max` goes on from it
+                side.unlink()
             break
     if rec is None:
         rec = record(name, directory)

@@ -129,9 +129,18 @@ def test_doubling_recipe_stops_when_converged_and_resumes(tmp_path, monkeypatch,
     assert done["complete"] and done["steps"] == 160 and done["held_out_curve"]["steps"] == [40, 80, 160]
     assert done["held_out_curve"]["values"] == whole["held_out_curve"]["values"]
     assert done["sha256"] == whole["sha256"]
-    assert not (tmp_path / "a" / "tiny" / checkpoints.WORK_FILE).exists()  # the training state goes when complete
     c = done["held_out_curve"]
     assert c["converged"]["r=1"] == checkpoints.converged(c["values"]["r=1"], 0.0)
+    # the training state goes when every model converged; a run that stopped at `max` unconverged keeps it, and a
+    # recipe with a larger `max` goes on from it to the weights of an uninterrupted run
+    assert (tmp_path / "a" / "tiny" / checkpoints.WORK_FILE).exists() == (not c["converged"]["r=1"])
+    if not c["converged"]["r=1"]:
+        longer = dict(recipe, doubling=dict(first=40, max=320, tol=0.0))
+        monkeypatch.setitem(checkpoints.RECIPES, "tiny", longer)
+        more = checkpoints.train("tiny", tmp_path / "a")
+        assert more["steps"] == 320 and more["held_out_curve"]["steps"] == [40, 80, 160, 320]
+        assert more["sha256"] == checkpoints.train("tiny", tmp_path / "d")["sha256"]
+        monkeypatch.setitem(checkpoints.RECIPES, "tiny", recipe)
     # a tolerance that any doubling meets stops after the second measurement
     monkeypatch.setitem(checkpoints.RECIPES, "tiny", dict(recipe, doubling=dict(first=40, max=160, tol=10.0)))
     early = checkpoints.train("tiny", tmp_path / "c")
