@@ -231,7 +231,7 @@ def gap_data(recipe: dict, split: str):
     training digits; ``"held-out"``: class-balanced test digits), and all training images (the closed forms' data)."""
     if split not in GAP_SPLITS:
         raise ValueError(f"split must be one of {GAP_SPLITS}, got {split!r}")
-    train, y_tr = load_dataset(recipe["dataset"], "train")
+    train, _ = load_dataset(recipe["dataset"], "train")
     if split == "training":
         images = subset(train, n=recipe["n_images"], seed=recipe["image_seed"])
     else:
