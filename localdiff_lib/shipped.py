@@ -25,6 +25,11 @@ Recipes:
   and with Heun steps at the paper split's multiply-adds per image, a sweep of the global window's position and
   width) and each sampler seed, :func:`localdiff_lib.evaluate.sample_quality` of ``n_samples`` generated images, the
   cost record and a few images (:func:`kept_images`).
+* ``ceiling-*`` (chapter "Beyond the paper", the ceiling): for each set of clean images and each time ``t``, at one
+  interior pixel per image, the one-step squared error of the best translation-equivariant local denoiser of all
+  training images (:func:`localdiff_lib.closed_form.interior_local_x0`) for each radius, and of the trained networks,
+  as means with standard errors, and each local network's paired excess over the ceiling of its radius
+  (:func:`ceiling_values` computes them per query; a chapter recomputes the first queries).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
 __all__ = ["RECIPES", "run", "load", "units", "identity_data", "identity_summary", "hybrid_data", "kept_images",
-           "gap_data", "gap_values", "pack_bits", "unpack_bits", "main"]
+           "gap_data", "gap_values", "ceiling_data", "ceiling_values", "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
 
@@ -83,6 +88,11 @@ def _gap_recipe(dataset: str, local: str, global_: list) -> dict:
                 radii=[1, 2, 3, 4, 6], crop=PAPER_CROP, local=local, global_=global_)
 
 
+def _ceiling_recipe(dataset: str, models: dict) -> dict:
+    return dict(kind="ceiling", dataset=dataset, n_queries=256, n_head=8, query_seed=6, noise_seed=2,
+                t_values=_T_FINE[1::2], radii=[1, 2, 3, 4, 6], margin=6, models=models)
+
+
 #: name -> recipe; ``models`` maps a row label to ``[checkpoint name, model key in that checkpoint]``
 RECIPES = {
     "identity-mnist": _identity_recipe("mnist", {
@@ -92,6 +102,11 @@ RECIPES = {
     }),
     "hybrid-mnist": _hybrid_recipe("mnist", ["mnist-local-c16", "r=3"], ["mnist-global-small", "global"]),
     "gap-mnist": _gap_recipe("mnist", "mnist-local-c16", ["mnist-global-small", "global"]),
+    "ceiling-mnist": _ceiling_recipe("mnist", {
+        **{f"c16 r={r}": ["mnist-local-c16", f"r={r}"] for r in (1, 2, 3, 4, 6)},
+        **{f"family r={r}": ["mnist-local-family", f"r={r}"] for r in (1, 2, 3, 4, 6)},
+        "global (small U-Net)": ["mnist-global-small", "global"],
+    }),
 }
 
 
@@ -101,7 +116,7 @@ def units(recipe: dict) -> list[str]:
         return [f"{model} | {solver}" for solver in recipe["solvers"] for model in recipe["models"]]
     if recipe["kind"] == "hybrid":
         return [f"{schedule} | seed {seed}" for seed in recipe["seeds"] for schedule in recipe["schedules"]]
-    if recipe["kind"] == "gap":
+    if recipe["kind"] in ("gap", "ceiling"):
         return [f"{split} | t = {t:g}" for split in GAP_SPLITS for t in recipe["t_values"]]
     raise ValueError(f"unknown recipe kind {recipe['kind']!r}")
 
@@ -288,7 +303,65 @@ def _gap_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
         head={k: a[:recipe["n_head"]].tolist() for k, a in v.items() if k.startswith(("excess ", "kl "))})
 
 
-_COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit, "gap": _gap_unit}
+# ---------------------------------------------------------------------------------------------- ceiling
+
+
+def ceiling_data(recipe: dict, split: str):
+    """The queries of a ``ceiling-*`` recipe for ``split``: clean images (``"training"``: drawn from the training
+    digits, the distribution the ceiling is optimal for; ``"held-out"``: test digits), one interior pixel per image
+    (uniform over the positions at least ``margin`` from the border), one noise draw, and all training images."""
+    if split not in GAP_SPLITS:
+        raise ValueError(f"split must be one of {GAP_SPLITS}, got {split!r}")
+    train, _ = load_dataset(recipe["dataset"], "train")
+    source = train if split == "training" else load_dataset(recipe["dataset"], "test")[0]
+    gen = torch.Generator().manual_seed(recipe["query_seed"] + GAP_SPLITS.index(split))
+    n, m, (H, W) = recipe["n_queries"], recipe["margin"], train.shape[2:]
+    images = source[torch.randperm(len(source), generator=gen)[:n]]
+    pixels = torch.stack([torch.randint(m, H - m, (n,), generator=gen), torch.randint(m, W - m, (n,), generator=gen)], 1)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(recipe["noise_seed"] + GAP_SPLITS.index(split)))
+    return images, pixels, noise, train
+
+
+def ceiling_values(x0: torch.Tensor, pixels: torch.Tensor, noise: torch.Tensor, t: float, train: torch.Tensor, radii,
+                   margin: int, models: dict | None = None) -> dict[str, np.ndarray]:
+    """Per query (image, interior pixel): the best equivariant local estimate of radius ``r`` from all of ``train``
+    (:func:`localdiff_lib.closed_form.interior_local_x0`, ``"x0 ceiling r=R"``) and each model's clean-image estimate
+    (``"x0 LABEL"``), with their squared errors (``"error ..."``)."""
+    x = (1 - t) * x0 + t * noise
+    truth = x0[torch.arange(len(x0)), 0, pixels[:, 0], pixels[:, 1]].double()
+    est = {f"ceiling r={r}": closed_form.interior_local_x0(x, t, train, r, margin, pixels) for r in radii}
+    for label, model in (models or {}).items():
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            xd = x.to(dev)
+            x0_hat = path.to_x0(model(xd, t), model.prediction, xd, t).cpu()
+        est[label] = x0_hat[torch.arange(len(x0)), 0, pixels[:, 0], pixels[:, 1]]
+    out = {}
+    for label, e in est.items():
+        out[f"x0 {label}"] = e.double().numpy()
+        out[f"error {label}"] = ((e.double() - truth) ** 2).numpy()
+    return out
+
+
+def _ceiling_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
+    split, t = unit.split(" | t = ")
+    if split not in cache:
+        cache[split] = ceiling_data(recipe, split)
+    if "models" not in cache:
+        cache["models"] = {label: checkpoints.load(name, device=device)[key]
+                           for label, (name, key) in recipe["models"].items()}
+    x0, pixels, noise, train = cache[split]
+    v = ceiling_values(x0, pixels, noise, float(t), train, recipe["radii"], recipe["margin"], cache["models"])
+    for label, (_, key) in recipe["models"].items():   # a local network against the ceiling of its radius, paired
+        if key.startswith("r=") and int(key[2:]) in recipe["radii"]:
+            v[f"excess {label}"] = v[f"error {label}"] - v[f"error ceiling {key}"]
+    n = len(x0)
+    return {k: dict(mean=float(a.mean()), se=float(a.std(ddof=1) / np.sqrt(n)))
+            for k, a in v.items() if not k.startswith("x0 ")} | dict(
+        n=n, head={k: a[:recipe["n_head"]].tolist() for k, a in v.items() if k.startswith("x0 ")})
+
+
+_COMPUTE = {"identity": _identity_unit, "hybrid": _hybrid_unit, "gap": _gap_unit, "ceiling": _ceiling_unit}
 
 
 # ---------------------------------------------------------------------------------------------- run and load
