@@ -273,6 +273,70 @@ def test_equivariant_ties_at_t0_count_repeated_patches():
     assert torch.allclose(out, torch.full_like(out, 2 / 3), atol=1e-15, rtol=0)
 
 
+# ---------------------------------------------------------------------------------------------- interior ceiling
+
+
+def _brute_interior(x, t, train, r, m, pixels):
+    """Query by query: the posterior mean of a bank window's centre, the bank being every training image's window at
+    every position at least m from the border."""
+    H, W = train.shape[2:]
+    out = []
+    for b, (i, j) in enumerate(pixels.tolist()):
+        y, tb = x[b, 0, i - r:i + r + 1, j - r:j + r + 1], float(t[b])
+        d, c = [], []
+        for n in range(train.shape[0]):
+            for a in range(m, H - m):
+                for e in range(m, W - m):
+                    d.append((y - (1 - tb) * train[n, 0, a - r:a + r + 1, e - r:e + r + 1]).square().sum())
+                    c.append(train[n, 0, a, e])
+        d, c = torch.stack(d), torch.stack(c)
+        w = (d == d.min()).double() / (d == d.min()).sum() if tb == 0 else torch.softmax(-d / (2 * tb * tb), 0)
+        out.append((w * c).sum())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("r,m", [(0, 1), (1, 1), (1, 2), (2, 3)])
+def test_interior_matches_brute_force_loop(r, m, monkeypatch):
+    train = _rand_images(5, 8, seed=21)
+    x = torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(22), dtype=torch.float64)
+    x[0] = train[2]                                             # a training image at t = 0: its own window wins
+    t = torch.tensor([0.0, 0.02, 0.3, 0.7, 1.0], dtype=torch.float64)  # 0.02: logits far below e^-80 are clamped
+    pixels = torch.tensor([[m, m], [m, 7 - m], [4, 4], [7 - m, m], [3, 4]])
+    want = _brute_interior(x, t, train, r, m, pixels)
+    assert torch.allclose(cf.interior_local_x0(x, t, train, r, m, pixels), want, atol=1e-12, rtol=0)
+    assert float(cf.interior_local_x0(x[:1], 0.0, train, r, m, pixels[:1])) == float(train[2, 0, m, m])
+    monkeypatch.setattr(cf, "CHUNK_ELEMENTS", 1)               # one training image per chunk of the bank
+    assert torch.allclose(cf.interior_local_x0(x, t, train, r, m, pixels), want, atol=1e-12, rtol=0)
+
+
+def test_interior_is_the_ideal_denoiser_of_the_interior_windows():
+    """An independent route: the interior windows as tiny images, the ideal denoiser of that training set."""
+    r, m, k = 1, 2, 3
+    train = _rand_images(6, 9, seed=23)
+    x = torch.randn(4, 1, 9, 9, generator=torch.Generator().manual_seed(24), dtype=torch.float64)
+    pixels = torch.tensor([[2, 2], [6, 6], [4, 3], [5, 2]])
+    bank = train[:, 0, m - r:9 - m + r, m - r:9 - m + r].unfold(1, k, 1).unfold(2, k, 1).reshape(-1, 1, k, k)
+    queries = torch.stack([x[b, :, i - r:i + r + 1, j - r:j + r + 1] for b, (i, j) in enumerate(pixels.tolist())])
+    for t in (0.1, 0.5):
+        via_ideal = cf.ideal_x0(queries, t, bank)[:, 0, r, r]
+        assert torch.allclose(cf.interior_local_x0(x, t, train, r, m, pixels), via_ideal, atol=1e-12, rtol=0)
+
+
+def test_interior_errors_are_clear():
+    train, x = _rand_images(3, 8), _rand_images(2, 8, seed=1)
+    ok = torch.tensor([[3, 3], [4, 4]])
+    with pytest.raises(InputError, match=r"margin .*at least the radius\) must be an integer in \[2, inf\]; got 1"):
+        cf.interior_local_x0(x, 0.5, train, 2, 1, ok)
+    with pytest.raises(InputError, match="margin 4 leaves no interior in 8x8 images"):
+        cf.interior_local_x0(x, 0.5, train, 1, 4, ok)
+    with pytest.raises(InputError, match=r"pixels must lie in the interior rows and columns 2..5 \(margin 2\); got \[1, 4\]"):
+        cf.interior_local_x0(x, 0.5, train, 1, 2, torch.tensor([[3, 3], [1, 4]]))
+    with pytest.raises(InputError, match=r"pixels must be an integer tensor of shape \(2, 2\)"):
+        cf.interior_local_x0(x, 0.5, train, 1, 2, ok.double())
+    with pytest.raises(InputError, match=r"shape \(2, 2\), one \(row, column\) per image; got \(1, 2\)"):
+        cf.interior_local_x0(x, 0.5, train, 1, 2, ok[:1])
+
+
 # ---------------------------------------------------------------------------------------------- pixel_gaps
 
 
