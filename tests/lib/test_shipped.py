@@ -142,7 +142,7 @@ def test_ceiling_units_store_the_ceiling_and_network_errors(tmp_path, one_thread
         shipped.ceiling_data(recipe, "test")
 
 
-@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "gap-mnist"])
+@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "gap-mnist", "ceiling-mnist"])
 def test_shipped_results_reload_complete_with_their_recipe(name):
     res = shipped.load(name)                                        # checks the SHA-256
     rec = res["record"]
@@ -160,5 +160,12 @@ def test_shipped_results_reload_complete_with_their_recipe(name):
             assert unit["n"] in (recipe["n_images"], balanced) and unit["pinsker_violations"] == 0
             for r in recipe["radii"]:
                 assert len(unit["head"][f"excess r={r}"]) == recipe["n_head"] and f"net gap r={r}" in unit
+        elif recipe["kind"] == "ceiling":
+            assert unit["n"] == recipe["n_queries"]
+            for label, (_, key) in recipe["models"].items():
+                assert len(unit["head"][f"x0 {label}"]) == recipe["n_head"]
+                assert (f"excess {label}" in unit) == (key.startswith("r=") and int(key[2:]) in recipe["radii"])
+            for r in recipe["radii"]:
+                assert len(unit["head"][f"x0 ceiling r={r}"]) == recipe["n_head"]
         else:
             assert unit["quality"]["n"] == recipe["n_samples"] and unit["images"]["shape"] == [recipe["n_keep"], 1, 28, 28]
