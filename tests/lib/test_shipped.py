@@ -114,7 +114,7 @@ def test_gap_units_store_the_closed_form_and_network_values(tmp_path, one_thread
 
 def test_ceiling_units_store_the_ceiling_and_network_errors(tmp_path, one_thread):
     recipe = json.loads(json.dumps(shipped.RECIPES["ceiling-mnist"]))
-    recipe.update(n_queries=6, n_head=3, t_values=[0.3], radii=[1, 2],
+    recipe.update(n_queries=6, n_head=3, t_values=[0.3], radii=[1],
                   models={"c16 r=1": ["mnist-local-c16", "r=1"], "c16 r=3": ["mnist-local-c16", "r=3"],
                           "global (small U-Net)": ["mnist-global-small", "global"]})
     rec = shipped.run("ceiling-mnist", tmp_path, recipe=recipe)
@@ -125,16 +125,16 @@ def test_ceiling_units_store_the_ceiling_and_network_errors(tmp_path, one_thread
     for split in shipped.GAP_SPLITS:
         x0, pixels, noise, train = shipped.ceiling_data(recipe, split)
         assert x0.shape == (6, 1, 28, 28) and bool(((pixels >= 6) & (pixels < 22)).all())
-        v = shipped.ceiling_values(x0, pixels, noise, 0.3, train, [1, 2], 6, models)
+        v = shipped.ceiling_values(x0, pixels, noise, 0.3, train, [1], 6, models)
         unit = res["units"][f"{split} | t = 0.3"]
         assert unit["n"] == 6
-        for key in ("error ceiling r=1", "error ceiling r=2", "error c16 r=3", "error global (small U-Net)"):
+        for key in ("error ceiling r=1", "error c16 r=1", "error c16 r=3", "error global (small U-Net)"):
             assert unit[key]["mean"] == pytest.approx(v[key].mean(), rel=1e-9, abs=1e-12), key
         # the excess pairs a network with the ceiling of its own radius; r = 3 has no ceiling in this recipe
         assert unit["excess c16 r=1"]["mean"] == pytest.approx((v["error c16 r=1"] - v["error ceiling r=1"]).mean(),
                                                                rel=1e-9, abs=1e-12)
         assert "excess c16 r=3" not in unit and "excess global (small U-Net)" not in unit
-        np.testing.assert_allclose(unit["head"]["x0 ceiling r=2"], v["x0 ceiling r=2"][:3], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(unit["head"]["x0 ceiling r=1"], v["x0 ceiling r=1"][:3], rtol=1e-9, atol=1e-12)
     for split, want in (("training", True), ("held-out", False)):      # training queries are training digits
         first = shipped.ceiling_data(recipe, split)[0][0]
         assert bool((train == first).flatten(1).all(1).any()) == want, split
