@@ -99,7 +99,7 @@ RECIPES = {
         **{f"local r={r} (c16)": ["mnist-local-c16", f"r={r}"] for r in (1, 2, 3, 4, 6)},
         "global (small U-Net)": ["mnist-global-small", "global"],
         "local r=3 (family)": ["mnist-local-family", "r=3"],       # the same network trained 32,000 steps
-        **{f"authors r={r}": ["mnist-authors-local", f"r={r}"] for r in (1, 3, 6)},   # the authors' architecture
+        **{f"authors r={r}": ["mnist-authors-local", f"r={r}"] for r in (1, 3)},   # the authors' architecture
     }),
     "hybrid-mnist": _hybrid_recipe("mnist", ["mnist-local-c16", "r=3"], ["mnist-global-small", "global"]),
     "gap-mnist": _gap_recipe("mnist", "mnist-local-c16", ["mnist-global-small", "global"]),
