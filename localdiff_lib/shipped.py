@@ -318,8 +318,10 @@ def ceiling_data(recipe: dict, split: str):
     gen = torch.Generator().manual_seed(recipe["query_seed"] + GAP_SPLITS.index(split))
     n, m, (H, W) = recipe["n_queries"], recipe["margin"], train.shape[2:]
     images = source[torch.randperm(len(source), generator=gen)[:n]]
-    pixels = torch.stack([torch.randint(m, H - m, (n,), generator=gen), torch.randint(m, W - m, (n,), generator=gen)], 1)
-    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(recipe["noise_seed"] + GAP_SPLITS.index(split)))
+    pixels = torch.stack([torch.randint(m, H - m, (n,), generator=gen),
+                          torch.randint(m, W - m, (n,), generator=gen)], 1)
+    noise_gen = torch.Generator().manual_seed(recipe["noise_seed"] + GAP_SPLITS.index(split))
+    noise = torch.randn(images.shape, generator=noise_gen)
     return images, pixels, noise, train
 
 
