@@ -17,14 +17,15 @@ SHA-256 of the pixel and label bytes, so that a truncated or altered copy is nev
 nothing works the error (:class:`DataUnavailableError`) names every source tried, why it failed and how to fix
 it. Nothing is read or downloaded at import time. Chapter "Data" (and every experiment chapter) uses this module.
 
-Optional data sets. MNIST is required; Fashion-MNIST is optional. A chapter loads an optional data set with
+Optional data sets (:data:`OPTIONAL`). MNIST is required; Fashion-MNIST is optional. A chapter loads an optional data set with
 :func:`load_optional` ``(name, split)``, which returns ``(images, labels)``, or ``None`` after printing one note
 (what is missing and how to get it) so that the chapter skips the part that needs it.
 
 ``LOCALDIFF_HIDE_DATASETS`` (comma-separated names, e.g. ``LOCALDIFF_HIDE_DATASETS=fashion-mnist``) hides data
 sets as if they were not installed: :func:`load_dataset` and :func:`load_uint8` raise
 :class:`DataUnavailableError` for them without looking at any source (cache, offline copy or download). CI uses
-it to run the chapters as on a machine without Fashion-MNIST. An unknown name in it is an error.
+it for nbval's run of the chapters (:mod:`localdiff_lib.publish.nbval_budget`), which hides :data:`OPTIONAL`, so
+that CI sees each chapter both with Fashion-MNIST (the quick run) and without it. An unknown name in it is an error.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .checks import integer
 from .config import default_device
 
 NAMES = ("mnist", "fashion-mnist")
+OPTIONAL = ("fashion-mnist",)   # the data sets a chapter can do without (loaded with load_optional)
 SPLITS = ("train", "test")
 ENV_VAR = "LOCALDIFF_DATA"
 HIDE_ENV_VAR = "LOCALDIFF_HIDE_DATASETS"

@@ -7,6 +7,12 @@ figure layouts with quick's amounts of work; see :mod:`localdiff_lib.config`), s
 the page a CPU reader sees and the structure a Colab student gets, without a third run. The cells tagged
 ``nbval-check-output`` hold budget-independent values, so they compare equal in either.
 
+nbval's kernels also run **as on a machine without the optional data sets** (``LOCALDIFF_HIDE_DATASETS`` names
+:data:`localdiff_lib.data.OPTIONAL`, added to what it already hides): the quick run of ``tests/book/test_chapters.py``
+sees a chapter with Fashion-MNIST, nbval's run sees it print its note and skip that part, and no third run of those
+chapters is needed. (To run the smoke form with Fashion-MNIST: ``LOCALDIFF_BUDGET=standard LOCALDIFF_SMOKE=1 python
+-m pytest tests/book/test_chapters.py``.)
+
 ``LOCALDIFF_NBVAL_BUDGET`` chooses another form: a budget (``quick``, ``standard``, ``full``), optionally with
 ``-smoke`` (``full-smoke``). Only nbval's kernels see it: the variables are set before each notebook's kernel
 starts and restored for every other test.
@@ -22,6 +28,7 @@ import os
 import pytest
 
 from ..config import BUDGETS, ENV_VAR, SMOKE_VAR
+from ..data import HIDE_ENV_VAR, OPTIONAL
 
 NBVAL_VAR = "LOCALDIFF_NBVAL_BUDGET"
 DEFAULT = "standard-smoke"
@@ -48,6 +55,12 @@ def nbval_form(value: str | None = None) -> tuple[str, bool]:
     return name, suffix == "smoke"
 
 
+def nbval_hidden(user: str | None) -> str:
+    """``LOCALDIFF_HIDE_DATASETS`` for nbval's kernels: the user's setting plus every optional data set."""
+    names = [n.strip() for n in (user or "").split(",") if n.strip()]
+    return ",".join([*names, *(n for n in OPTIONAL if n not in names)])
+
+
 def pytest_configure(config):
     if getattr(config.option, "nbval_cell_timeout", None) == NBVAL_DEFAULT_TIMEOUT:
         config.option.nbval_cell_timeout = float(cell_timeout(*nbval_form()))
@@ -70,10 +83,11 @@ def pytest_runtest_setup(item):
     global _saved
     if _is_nbval(item):
         if _saved is None:
-            _saved = {k: os.environ.get(k) for k in (ENV_VAR, SMOKE_VAR)}
+            _saved = {k: os.environ.get(k) for k in (ENV_VAR, SMOKE_VAR, HIDE_ENV_VAR)}
         name, smoke = nbval_form()
         os.environ[ENV_VAR] = name
         os.environ[SMOKE_VAR] = "1" if smoke else "0"
+        os.environ[HIDE_ENV_VAR] = nbval_hidden(_saved[HIDE_ENV_VAR])
     elif _saved is not None:
         for k, v in _saved.items():
             if v is None:
@@ -86,5 +100,5 @@ def pytest_runtest_setup(item):
 def pytest_report_header(config):
     name, smoke = nbval_form()
     timeout = getattr(config.option, "nbval_cell_timeout", None)
-    return (f"nbval runs the notebooks in the {'smoke form of the ' if smoke else ''}{name} budget ({NBVAL_VAR})"
-            + (f", at most {timeout:.0f} s per cell" if timeout is not None else ""))
+    return (f"nbval runs the notebooks in the {'smoke form of the ' if smoke else ''}{name} budget ({NBVAL_VAR}), "
+            f"without {', '.join(OPTIONAL)}" + (f", at most {timeout:.0f} s per cell" if timeout is not None else ""))

@@ -8,7 +8,7 @@ chapter a second time. The per-chapter run times are kept in the cache record (`
 
 A chapter that loads an optional data set (Fashion-MNIST, with ``data.load_optional``) carries the marker
 ``optional_data``. With ``LOCALDIFF_HIDE_DATASETS`` set, chapters run as on a machine without those data sets
-(what ``.ci/run`` does after the main run)::
+(nbval's run in ``python -m pytest`` always does, see ``localdiff_lib.publish.nbval_budget``; by hand)::
 
     LOCALDIFF_HIDE_DATASETS=fashion-mnist python -m pytest tests/book/test_chapters.py -m optional_data
 

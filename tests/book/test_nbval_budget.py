@@ -15,7 +15,7 @@ from localdiff_lib.publish.nbval_budget import nbval_form
 
 
 def _notebook(path, expected: str,
-              source: str = 'import os; print(os.environ.get("LOCALDIFF_BUDGET"), os.environ.get("LOCALDIFF_SMOKE"))'):
+              source: str = 'import os; print(*(os.environ.get(f"LOCALDIFF_{k}") for k in ("BUDGET", "SMOKE", "HIDE_DATASETS")))'):
     """A one-cell notebook whose checked output is ``expected`` (what the kernel should print)."""
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(source)
@@ -26,10 +26,12 @@ def _notebook(path, expected: str,
     nbformat.write(nb, str(path))
 
 
-@pytest.mark.parametrize("form, expected", [(None, "standard 1"), ("quick", "quick 0"), ("full-smoke", "full 1")])
-def test_nbval_kernels_see_the_chosen_form(tmp_path, form, expected):
+@pytest.mark.parametrize("form, expected", [(None, "standard 1 fashion-mnist"), ("quick", "quick 0 fashion-mnist"),
+                                            ("full-smoke", "full 1 fashion-mnist")])
+def test_nbval_kernels_see_the_chosen_form_without_the_optional_data(tmp_path, form, expected):
+    """The budget's form, and the optional data sets hidden (the chapters' runs without Fashion-MNIST)."""
     _notebook(tmp_path / "budget.ipynb", expected)
-    env = {k: v for k, v in os.environ.items() if k != "LOCALDIFF_NBVAL_BUDGET"}
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCALDIFF_NBVAL_BUDGET", "LOCALDIFF_HIDE_DATASETS")}
     env["LOCALDIFF_BUDGET"] = "quick"  # what .ci/run exports for the other tests: nbval's kernels do not see it
     if form is not None:
         env["LOCALDIFF_NBVAL_BUDGET"] = form
@@ -37,6 +39,15 @@ def test_nbval_kernels_see_the_chosen_form(tmp_path, form, expected):
                           "--rootdir", str(tmp_path), str(tmp_path / "budget.ipynb")],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)  # the options name files of ROOT
     assert out.returncode == 0, out.stdout[-2000:]
+
+
+def test_nbval_hides_the_optional_data_sets_besides_the_users():
+    from localdiff_lib.data import OPTIONAL
+    from localdiff_lib.publish.nbval_budget import nbval_hidden
+
+    assert OPTIONAL == ("fashion-mnist",)
+    assert nbval_hidden(None) == nbval_hidden("") == "fashion-mnist"
+    assert nbval_hidden("mnist") == "mnist,fashion-mnist" and nbval_hidden(" fashion-mnist ,mnist") == "fashion-mnist,mnist"
 
 
 def test_forms_are_checked():
