@@ -9,7 +9,8 @@ budget. See the introduction of the book ("Run budgets") for what each budget co
 it for ``standard``, :mod:`localdiff_lib.publish.nbval_budget`): the budget's structure
 (grids, radii, figure layouts, code paths) with the quick budget's amounts of work. A chapter says once, where it
 asks for a size, whether the size only sets how much work is done (``pick(..., work=True)``: training or sampling
-steps, samples, Monte Carlo draws, widths of trained networks); checks that need trained or converged models ask
+steps, samples, Monte Carlo draws, widths of trained networks: quick's value), or is the number of steps of a model
+the page trains (``pick(..., steps=True)``: a quarter of quick's, :data:`SMOKE_STEPS_DIVISOR`); checks that need trained or converged models ask
 :func:`trained` first and are skipped, with a printed line, in smoke mode.
 """
 
@@ -53,12 +54,23 @@ def smoke() -> bool:
     return value == "1"
 
 
-def pick(*, quick: T, standard: T, full: T, work: bool = False) -> T:
+SMOKE_STEPS_DIVISOR = 4   # smoke mode trains for this fraction of quick's steps (pick(..., steps=True))
+
+
+def pick(*, quick: T, standard: T, full: T, work: bool = False, steps: bool = False) -> T:
     """Return the value for the current budget, e.g. ``pick(quick=300, standard=3000, full=20000)``.
 
     ``work=True`` says that the value only sets how much work is done (training or sampling steps, samples, Monte
-    Carlo draws, widths of trained networks), not what the page shows: in smoke mode such a value is the quick one."""
-    if work and smoke():
+    Carlo draws, widths of trained networks), not what the page shows: in smoke mode such a value is the quick one.
+    ``steps=True`` says that it is a number of optimiser steps of a model the page trains: in smoke mode (of a larger
+    budget) a :data:`SMOKE_STEPS_DIVISOR`-th of the quick one (at least 1), since the smoke form checks that the code
+    runs, not what the model learns; the checks that need what it learns ask :func:`trained`."""
+    if work and steps:
+        raise ValueError("pick: give work=True or steps=True, not both (steps=True is the training-steps kind of work)")
+    if steps and smoke() and budget() != "quick":
+        quick = integer(quick, "pick(steps=True) quick", minimum=1)
+        return max(1, quick // SMOKE_STEPS_DIVISOR)
+    if (work or steps) and smoke():
         return quick
     return {"quick": quick, "standard": standard, "full": full}[budget()]
 

@@ -26,7 +26,7 @@ def test_the_shipped_set_is_complete_and_small():
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_checkpoint_reproduces_its_record(name, one_thread):
+def test_shipped_checkpoint_reproduces_its_record(name):
     rec = checkpoints.record(name)
     d = checkpoints.shipped_dir() / name
     # the record says how it was made and is consistent with the files beside it

@@ -124,12 +124,20 @@ def test_smoke_mode_caps_iteration_counts_only(monkeypatch, capsys):
     monkeypatch.setenv(config.SMOKE_VAR, "1")
     assert config.pick(quick=[1], standard=[1, 2], full=[1, 2, 3]) == [1, 2]      # structure: the budget's
     assert config.pick(quick=300, standard=3000, full=20000, work=True) == 300   # work: quick's
+    assert config.pick(quick=300, standard=3000, full=20000, steps=True) == 300 // config.SMOKE_STEPS_DIVISOR == 75
+    assert config.pick(quick=2, standard=3000, full=20000, steps=True) == 1       # training steps: a quarter, >= 1
+    with pytest.raises(ValueError, match="not both"):
+        config.pick(quick=1, standard=2, full=3, work=True, steps=True)
     assert not config.trained("the local model beats the global one")
     assert capsys.readouterr().out == ("smoke mode: check skipped (needs the budget's amounts of work): "
                                        "the local model beats the global one\n")
     assert "(smoke)" in config.describe() and config.parse_describe(config.describe())["budget"] == "standard"
     monkeypatch.setenv(config.ENV_VAR, "quick")
     assert config.trained("x")                      # the quick budget has nothing to cap
+    assert config.pick(quick=300, standard=3000, full=20000, steps=True) == 300
+    monkeypatch.setenv(config.SMOKE_VAR, "0")
+    monkeypatch.setenv(config.ENV_VAR, "full")
+    assert config.pick(quick=300, standard=3000, full=20000, steps=True) == 20000
     monkeypatch.setenv(config.SMOKE_VAR, "yes")
     with pytest.raises(ValueError, match="LOCALDIFF_SMOKE='yes': set it to 1"):
         config.smoke()
