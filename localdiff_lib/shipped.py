@@ -29,7 +29,8 @@ Recipes:
   interior pixel per image, the one-step squared error of the best translation-equivariant local denoiser of all
   training images (:func:`localdiff_lib.closed_form.interior_local_x0`) for each radius, and of the trained networks,
   as means with standard errors, and each local network's paired excess over the ceiling of its radius
-  (:func:`ceiling_values` computes them per query; a chapter recomputes the first queries).
+  (:func:`ceiling_values` computes them per query; a chapter recomputes the first queries), and how well the ceiling
+  predicts each local network's estimates (:func:`ceiling_r2`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, closed_form, evaluate, path
+from . import checkpoints, closed_form, evaluate, path, stats
 from .checkpoints import provenance, sha256
 from .config import default_device
 from .data import load_dataset, subset
@@ -54,7 +55,7 @@ from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
 __all__ = ["RECIPES", "run", "load", "units", "identity_data", "identity_summary", "hybrid_data", "kept_images",
-           "gap_data", "gap_values", "ceiling_data", "ceiling_values", "pack_bits", "unpack_bits", "main"]
+           "gap_data", "gap_values", "ceiling_data", "ceiling_values", "ceiling_r2", "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
 
@@ -346,6 +347,17 @@ def ceiling_values(x0: torch.Tensor, pixels: torch.Tensor, noise: torch.Tensor, 
     return out
 
 
+def ceiling_r2(ceiling: np.ndarray, net: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """How well the ceiling's estimates predict a network's, pooled over the queries (one pixel each):
+    ``r^2 = 1 - sum (net - ceiling)^2 / sum (net - mean net)^2`` (:func:`localdiff_lib.evaluate.r_squared` with the
+    queries as the pixels of one image), with a 95 % percentile bootstrap interval over the queries
+    (``value``, ``lo``, ``hi``). Kamb and Ganguli's r^2 of the analytic local machine against trained networks."""
+    c, y = torch.as_tensor(np.asarray(ceiling, dtype=np.float64)), torch.as_tensor(np.asarray(net, dtype=np.float64))
+    r2 = lambda idx: float(evaluate.r_squared(c[None, idx], y[None, idx])[0])
+    lo, hi = stats.bootstrap_interval(r2, len(c), n_boot=n_boot, seed=seed)
+    return dict(value=r2(np.arange(len(c))), lo=lo, hi=hi)
+
+
 def _ceiling_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
     split, t = unit.split(" | t = ")
     if split not in cache:
@@ -355,12 +367,14 @@ def _ceiling_unit(unit: str, recipe: dict, device, cache: dict) -> dict:
                            for label, (name, key) in recipe["models"].items()}
     x0, pixels, noise, train = cache[split]
     v = ceiling_values(x0, pixels, noise, float(t), train, recipe["radii"], recipe["margin"], cache["models"])
+    r2 = {}
     for label, (_, key) in recipe["models"].items():   # a local network against the ceiling of its radius, paired
         if key.startswith("r=") and int(key[2:]) in recipe["radii"]:
             v[f"excess {label}"] = v[f"error {label}"] - v[f"error ceiling {key}"]
+            r2[f"r2 {label}"] = ceiling_r2(v[f"x0 ceiling {key}"], v[f"x0 {label}"])
     n = len(x0)
     return {k: dict(mean=float(a.mean()), se=float(a.std(ddof=1) / np.sqrt(n)))
-            for k, a in v.items() if not k.startswith("x0 ")} | dict(
+            for k, a in v.items() if not k.startswith("x0 ")} | r2 | dict(
         n=n, head={k: a[:recipe["n_head"]].tolist() for k, a in v.items() if k.startswith("x0 ")})
 
 

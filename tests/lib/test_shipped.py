@@ -134,6 +134,11 @@ def test_ceiling_units_store_the_ceiling_and_network_errors(tmp_path, one_thread
         assert unit["excess c16 r=1"]["mean"] == pytest.approx((v["error c16 r=1"] - v["error ceiling r=1"]).mean(),
                                                                rel=1e-9, abs=1e-12)
         assert "excess c16 r=3" not in unit and "excess global (small U-Net)" not in unit
+        # r^2 of the ceiling's estimates against the network's, over the queries, with its bootstrap interval
+        net, ceil = v["x0 c16 r=1"], v["x0 ceiling r=1"]
+        want = 1 - ((net - ceil) ** 2).sum() / ((net - net.mean()) ** 2).sum()
+        r2 = unit["r2 c16 r=1"]
+        assert r2["value"] == pytest.approx(want, rel=1e-9) and r2["lo"] <= r2["hi"] and "r2 c16 r=3" not in unit
         np.testing.assert_allclose(unit["head"]["x0 ceiling r=1"], v["x0 ceiling r=1"][:3], rtol=1e-9, atol=1e-12)
     for split, want in (("training", True), ("held-out", False)):      # training queries are training digits
         first = shipped.ceiling_data(recipe, split)[0][0]
@@ -169,3 +174,14 @@ def test_shipped_results_reload_complete_with_their_recipe(name):
                 assert len(unit["head"][f"x0 ceiling r={r}"]) == recipe["n_head"]
         else:
             assert unit["quality"]["n"] == recipe["n_samples"] and unit["images"]["shape"] == [recipe["n_keep"], 1, 28, 28]
+
+
+def test_ceiling_r2_is_one_for_a_perfect_prediction_and_zero_for_the_mean():
+    rng = np.random.default_rng(0)
+    net = rng.random(64)
+    assert shipped.ceiling_r2(net, net) == dict(value=1.0, lo=1.0, hi=1.0)
+    flat = shipped.ceiling_r2(np.full(64, net.mean()), net, n_boot=200)
+    # a constant prediction explains nothing: r^2 = 0 at the mean, and below 0 in every resample (whose mean differs)
+    assert flat["value"] == pytest.approx(0.0, abs=1e-12) and flat["lo"] <= flat["hi"] <= 1e-12
+    noisy = shipped.ceiling_r2(net + 0.1 * rng.standard_normal(64), net, n_boot=200)
+    assert noisy["lo"] < noisy["value"] < noisy["hi"] < 1.0
