@@ -10,8 +10,8 @@ it for ``standard``, :mod:`localdiff_lib.publish.nbval_budget`): the budget's st
 (grids, radii, figure layouts, code paths) with the quick budget's amounts of work. A chapter says once, where it
 asks for a size, whether the size only sets how much work is done (``pick(..., work=True)``: training or sampling
 steps, samples, Monte Carlo draws, widths of trained networks: quick's value), or is the number of steps of a model
-the page trains (``pick(..., steps=True)``: a quarter of quick's, :data:`SMOKE_STEPS_DIVISOR`); checks that need trained or converged models ask
-:func:`trained` first and are skipped, with a printed line, in smoke mode.
+the page trains (``pick(..., steps=True)``: a quarter of quick's, :data:`SMOKE_STEPS_DIVISOR`); checks that need
+trained or converged models ask :func:`trained` first and are skipped, with a printed line, in smoke mode.
 """
 
 from __future__ import annotations

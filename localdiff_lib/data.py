@@ -17,9 +17,9 @@ SHA-256 of the pixel and label bytes, so that a truncated or altered copy is nev
 nothing works the error (:class:`DataUnavailableError`) names every source tried, why it failed and how to fix
 it. Nothing is read or downloaded at import time. Chapter "Data" (and every experiment chapter) uses this module.
 
-Optional data sets (:data:`OPTIONAL`). MNIST is required; Fashion-MNIST is optional. A chapter loads an optional data set with
-:func:`load_optional` ``(name, split)``, which returns ``(images, labels)``, or ``None`` after printing one note
-(what is missing and how to get it) so that the chapter skips the part that needs it.
+Optional data sets (:data:`OPTIONAL`). MNIST is required; Fashion-MNIST is optional. A chapter loads an optional
+data set with :func:`load_optional` ``(name, split)``, which returns ``(images, labels)``, or ``None`` after printing
+one note (what is missing and how to get it) so that the chapter skips the part that needs it.
 
 ``LOCALDIFF_HIDE_DATASETS`` (comma-separated names, e.g. ``LOCALDIFF_HIDE_DATASETS=fashion-mnist``) hides data
 sets as if they were not installed: :func:`load_dataset` and :func:`load_uint8` raise
