@@ -65,6 +65,11 @@ CHUNK_ELEMENTS = 1 << 24
 CACHE_BLOCK = 1 << 21
 
 
+def _logits_block() -> int:
+    """Logits per block of the patch-bank loops: CACHE_BLOCK, or less when CHUNK_ELEMENTS is set lower (tests)."""
+    return min(CHUNK_ELEMENTS, CACHE_BLOCK)
+
+
 def _check_train(images) -> torch.Tensor:
     """Training images (N, 1, H, W), floating point and finite (the formulas hold for any real pixels)."""
     return check_images(images, "training images", unit_range=False)
@@ -254,7 +259,7 @@ def equivariant_local_x0(x: torch.Tensor, t, train_images: torch.Tensor, radius:
     centre = P[:, (k * k) // 2]
     # query images in groups of bq and the bank in slices of n patches, so that one logits block (bq L) x n holds
     # about `block` entries (at least 8 L patches per slice where possible)
-    block = min(CHUNK_ELEMENTS, CACHE_BLOCK)
+    block = _logits_block()
     bq = min(B, max(1, block // (L * L * 8)))
     n = max(1, block // max(1, L * bq, k * k))
 
@@ -302,7 +307,7 @@ def interior_local_x0(x: torch.Tensor, t, train_images: torch.Tensor, radius: in
     cols = (pixels[:, 1, None] + offsets)[:, None, :].expand(B, k, k)
     y = x[torch.arange(B)[:, None, None], 0, rows, cols].reshape(1, B, k * k).to(dtype)   # noisy windows, row-major
     # the bank in slices of about CACHE_BLOCK logits, its images in chunks of about CHUNK_ELEMENTS window entries
-    n = max(1, min(CHUNK_ELEMENTS, CACHE_BLOCK) // B)
+    n = max(1, _logits_block() // B)
     step = max(1, CHUNK_ELEMENTS // ((H - 2 * m) * (W - 2 * m) * k * k))
 
     def bank():
