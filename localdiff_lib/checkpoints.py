@@ -219,14 +219,18 @@ def load(name: str, directory: str | Path | None = None, device: str | torch.dev
     return out
 
 
-def local_denoisers(dataset: str = "mnist", device: str | torch.device = "cpu") -> dict[int, nn.Module]:
-    """The shipped strictly local models of ``dataset`` as ``{r: model}`` (:func:`pretrained` of ``DATASET-local-c16``)."""
-    return {int(k.split("=")[1]): m for k, m in pretrained(f"{dataset}-local-c16", device=device).items()}
+def local_denoisers(dataset: str = "mnist", device: str | torch.device = "cpu", kind: str = "c16"
+                   ) -> dict[int, nn.Module]:
+    """The shipped strictly local models of ``dataset`` as ``{r: model}``: :func:`pretrained` of
+    ``DATASET-local-KIND``, where ``kind`` is ``"c16"`` (r = 1..6, 3000 steps) or ``"family"`` (r = 1, 2, 3, 4, 6, 8,
+    trained until the held-out loss converges; chapter "Local versus global denoisers")."""
+    return {int(k.split("=")[1]): m for k, m in pretrained(f"{dataset}-local-{kind}", device=device).items()}
 
 
-def global_unet(dataset: str = "mnist", device: str | torch.device = "cpu") -> nn.Module:
-    """The shipped small U-Net of ``dataset`` (:func:`pretrained` of ``DATASET-global-small``)."""
-    return pretrained(f"{dataset}-global-small", device=device)["global"]
+def global_unet(dataset: str = "mnist", device: str | torch.device = "cpu", kind: str = "small") -> nn.Module:
+    """The shipped U-Net of ``dataset``: :func:`pretrained` of ``DATASET-global-KIND``, where ``kind`` is ``"small"``
+    (4000 steps) or ``"unet"`` (trained until the held-out loss converges)."""
+    return pretrained(f"{dataset}-global-{kind}", device=device)["global"]
 
 
 def classifier(dataset: str = "mnist", device: str | torch.device = "cpu") -> nn.Module:

@@ -78,6 +78,16 @@ def test_a_wider_window_does_not_hurt(dataset):
     assert isinstance(checkpoints.global_unet(dataset), models.GlobalUNet)
 
 
+def test_the_loaders_pick_a_recipe_by_kind():
+    # local_denoisers / global_unet name a recipe by its kind; the family's radii are those of its recipe, and an
+    # unknown kind names the recipes there are
+    fam = checkpoints.local_denoisers("mnist", kind="family")
+    assert sorted(fam) == [1, 2, 3, 4, 6, 8]
+    assert all(isinstance(m, models.LocalDenoiser) and m.radius == r for r, m in fam.items())
+    with pytest.raises(ValueError, match="unknown checkpoint 'mnist-local-wide'.*mnist-local-family"):
+        checkpoints.local_denoisers("mnist", kind="wide")
+
+
 def test_a_changed_file_is_refused(tmp_path):
     name = "mnist-local-c16"
     shutil.copytree(checkpoints.shipped_dir() / name, tmp_path / name)
