@@ -91,6 +91,14 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Fix every random source (Python, NumPy, torch on CPU and GPU) and return a seeded CPU generator.
 

@@ -249,3 +249,12 @@ def test_bootstrap_interval_exact_cases_and_errors():
         bootstrap_interval(lambda idx: 0.0, 1)
     with pytest.raises(ValueError, match="NaN or inf"):
         bootstrap_interval(lambda idx: float("nan"), 10)
+
+
+def test_cpu_cores_counts_the_cores_this_process_may_use():
+    import os
+
+    n = config.cpu_cores()
+    assert isinstance(n, int) and 1 <= n <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert n == len(os.sched_getaffinity(0))

@@ -253,3 +253,21 @@ def test_a_model_that_got_worse_while_training_flags_its_cells():
     m = cmi_map.map_from_progress([0.3, 0.5], [1, 2], {"0.3000": ok, "0.5000": bad_bc}, dict(report_at=[2]))
     assert m.unstable.tolist() == [[True, False], [True, True]]
     assert "*" in m.table()
+
+
+def test_times_computed_at_once_give_the_same_map_and_report_each_time():
+    # each time has its own seeded generators: computing them in worker threads changes neither a value nor an
+    # interval, and on_time sees every time once, in the calling thread; a bad worker count is refused
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.rand(600, 28, 28, generator=g), torch.rand(64, 28, 28, generator=g)
+    kw = dict(t_values=(0.3, 0.0, 0.6), radii=(1,), seeds=2, steps=6, batch=16, val_samples=32, eval_samples=32,
+              val_images=500, num_threads=1)
+    one = cmi_map.image_cmi_map(train, test, **kw)
+    seen = []
+    two = cmi_map.image_cmi_map(train, test, **kw, workers=2, on_time=lambda p: seen.append(sorted(p)))
+    np.testing.assert_array_equal(one.cmi, two.cmi)
+    np.testing.assert_array_equal(one.cmi_hw, two.cmi_hw)
+    np.testing.assert_array_equal(one.mi_a_bc, two.mi_a_bc)
+    assert [len(s) for s in seen] == [1, 2, 3] and seen[-1] == ["0.0000", "0.3000", "0.6000"]
+    with pytest.raises(ValueError, match="workers"):
+        cmi_map.image_cmi_map(train, test, **kw, workers=0)
