@@ -441,8 +441,12 @@ def _image_cmi_map(*, train_images, eval_images, t_values, radii, crop, seeds, s
     if workers > 1 and len(todo) > 1:
         with ThreadPoolExecutor(min(workers, len(todo))) as pool:
             running = {pool.submit(one_time, tt): tt for tt in todo}
-            for done in as_completed(running):
-                finished(running[done], done.result())
+            try:
+                for done in as_completed(running):
+                    finished(running[done], done.result())
+            except BaseException:  # a time that failed (or an interrupt) stops the times not yet started
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for tt in todo:
             finished(tt, one_time(tt))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -271,3 +272,23 @@ def test_times_computed_at_once_give_the_same_map_and_report_each_time():
     assert [len(s) for s in seen] == [1, 2, 3] and seen[-1] == ["0.0000", "0.3000", "0.6000"]
     with pytest.raises(ValueError, match="workers"):
         cmi_map.image_cmi_map(train, test, **kw, workers=0)
+
+
+def test_a_time_that_fails_in_a_worker_raises_and_cancels_the_times_not_started(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.rand(600, 28, 28, generator=g), torch.rand(64, 28, 28, generator=g)
+    started = []
+    real = cmi_map.train_image_density_bank
+
+    def bank(*args, seed, **kw):
+        started.append(seed)
+        if seed == 3000:  # t = 0.3 (seed 0 + 10^4 t)
+            raise RuntimeError("boom at t = 0.3")
+        time.sleep(0.5)  # the other times take a while, as real ones do
+        return real(*args, seed=seed, **kw)
+
+    monkeypatch.setattr(cmi_map, "train_image_density_bank", bank)
+    with pytest.raises(RuntimeError, match="boom at t = 0.3"):
+        cmi_map.image_cmi_map(train, test, t_values=(0.3, 0.1, 0.5, 0.6, 0.7, 0.8), radii=(1,), seeds=2, steps=4,
+                              batch=16, val_samples=32, eval_samples=32, val_images=500, num_threads=1, workers=2)
+    assert 3000 in started and len(started) <= 3, started  # the times queued behind the failure never started
