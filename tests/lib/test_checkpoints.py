@@ -4,7 +4,9 @@ reproduces its recorded held-out metric; the training command writes what the re
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +17,8 @@ SHIPPED = checkpoints.available()
 
 
 #: the checkpoints the chapters load (the others are shipped when their training run is done)
-USED = {f"{d}-{k}" for d in ("mnist", "fashion-mnist") for k in ("local-c16", "global-small")} | {"mnist-classifier"}
+USED = ({f"{d}-{k}" for d in ("mnist", "fashion-mnist") for k in ("local-c16", "global-small")}
+        | {"mnist-classifier", "mnist-local-family", "mnist-authors-local"})
 
 
 def test_the_shipped_set_is_complete_and_small():
@@ -23,6 +26,14 @@ def test_the_shipped_set_is_complete_and_small():
     assert USED <= set(SHIPPED) <= set(checkpoints.RECIPES), SHIPPED
     total = sum((checkpoints.shipped_dir() / n / "model.pt").stat().st_size for n in SHIPPED)
     assert total < 25e6, total
+
+
+def test_every_checkpoint_a_chapter_names_is_shipped():
+    # a recipe named in a chapter's source (checkpoints.record("..."), load("...")) must be shipped, and USED lists it
+    book = Path(__file__).resolve().parents[2] / "book"
+    text = "\n".join(md.read_text() for md in book.rglob("*.md"))
+    named = set(re.findall(r'"((?:fashion-)?mnist-[a-z0-9-]+)"', text)) & set(checkpoints.RECIPES)
+    assert named and named <= USED <= set(SHIPPED), (named, USED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
