@@ -334,8 +334,10 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     ``complete``). The training state (weights, optimizer, EMA, losses, random state) is saved beside them as
     :data:`WORK_FILE` (git-ignored, never shipped) as it goes: the same command continues an interrupted run
     (delete the file to start again), and ``until=N`` stops after the doubling that reaches ``N`` steps (to share a
-    machine between recipes; run again to go on). The record's ``seconds`` add the calls that finished a doubling;
-    the time an interrupted call spent before its last save is not counted. Returns the record.
+    machine between recipes; run again to go on). The record's ``seconds`` (wall time) add the calls that finished a
+    doubling; the time an interrupted call spent before its last save is not counted, and a paused process counts
+    its pause. ``cpu_seconds`` (the process's CPU time, all threads) does not count a pause; it is recorded when
+    every call of the run measured it. Returns the record.
     """
     recipe = _check_name(name)
     out = (Path(directory) if directory is not None else shipped_dir()) / name
@@ -351,7 +353,8 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
     fit_args = {k: v for k, v in recipe["fit"].items() if k != "steps"}
     work = out / WORK_FILE
     side = work.with_suffix(".json")  # held-out curve and seconds so far, beside the training state
-    state = json.loads(side.read_text()) if work.exists() and side.exists() else dict(steps=[], curve={}, seconds=0.0)
+    state = (json.loads(side.read_text()) if work.exists() and side.exists()
+             else dict(steps=[], curve={}, seconds=0.0, cpu_seconds=0.0))
     if not work.exists() and side.exists():
         side.unlink()
     rec = None
@@ -363,10 +366,12 @@ def train(name: str, directory: str | Path | None = None, device: str | torch.de
         # --- train to n_steps (resuming the saved state) and measure every model's held-out loss
         seed_everything(recipe["fit"].get("seed", 0))  # the initial weights too: the same command gives the same file
         models = [build_model(cls, cfg).to(dev) for cls, cfg in recipe["models"].values()]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         hist = fit(models, images, steps=n_steps, device=dev, held_out=held, progress=False, checkpoint=work,
                    resume=True, **fit_args)
         state["seconds"] += time.perf_counter() - t0
+        if "cpu_seconds" in state:  # absent in a state begun before it was measured: not known for the whole run
+            state["cpu_seconds"] += time.process_time() - c0
         state["steps"].append(n_steps)
         for k, v in zip(keys, hist.held_out):
             state["curve"].setdefault(k, []).append(float(v))
@@ -395,10 +400,11 @@ def _train_classifier(name, recipe, out, dev, threads) -> dict:
     images, labels = load_dataset(recipe["dataset"], "train")
     losses: list[float] = []
     t0 = time.perf_counter()
+    c0 = time.process_time()
     model = train_classifier(images, labels, width=cfg["width"], device=dev, losses=losses, **recipe["fit"])
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     hist = SimpleNamespace(steps=len(losses), losses=torch.tensor(losses)[:, None])
-    state = dict(seconds=seconds, curve={"classifier": [_metric(recipe, model)]})
+    state = dict(seconds=seconds, cpu_seconds=cpu_seconds, curve={"classifier": [_metric(recipe, model)]})
     return _write(name, recipe, out, [model], hist, state, dev, threads)
 
 
@@ -426,6 +432,7 @@ def _write(name, recipe, out, models, hist, state, dev, threads) -> dict:
         steps=int(hist.steps),
         complete=int(hist.steps) == plan[-1] or (done is not None and all(done.values())),
         seconds=round(state["seconds"], 1),
+        **({"cpu_seconds": round(state["cpu_seconds"], 1)} if "cpu_seconds" in state else {}),
         **provenance(dev),
         sha256=sha256(out / "model.pt"),
         size_bytes=(out / "model.pt").stat().st_size,

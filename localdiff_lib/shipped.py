@@ -3,11 +3,12 @@
 A recipe (:data:`RECIPES`) says what to compute, as a list of independent **units** (one model with one sampler,
 ...). ``python -m localdiff_lib.shipped run NAME`` computes them one at a time into ``localdiff_lib/results/NAME/``:
 ``results.json`` (the recipe and one entry per finished unit), ``record.json`` (command, recipe, finished units,
-machine, torch, git commit, wall time, SHA-256 of ``results.json``) and ``run.log``. Both JSON files are rewritten
+machine, torch, git commit, wall time and CPU time, SHA-256 of ``results.json``) and ``run.log``. Both JSON files are rewritten
 atomically after every unit, so an interrupted run keeps what it finished and the same command resumes it; a recipe
 that differs from the one on disk is refused (``--restart`` discards it), except that a recipe may add models: their
-units are computed, the finished ones kept. :func:`load` reads a result back and checks
-its hash; ``python -m localdiff_lib.shipped list`` does so for every shipped result. (The CMI maps have the same
+units are computed, the finished ones kept. The record names the SHA-256 of every checkpoint the units use; a
+run refuses to add to a result computed with another version of one, and :func:`load` refuses to read it. :func:`load`
+reads a result back and checks its hash; ``python -m localdiff_lib.shipped list`` does so for every shipped result. (The CMI maps have the same
 layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
 
 Recipes:
@@ -54,7 +55,7 @@ from .data import load_dataset, subset
 from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
-__all__ = ["RECIPES", "run", "load", "units", "identity_data", "identity_summary", "hybrid_data", "kept_images",
+__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "checkpoint_hashes", "identity_data", "identity_summary", "hybrid_data", "kept_images",
            "gap_data", "gap_values", "ceiling_data", "ceiling_values", "ceiling_r2", "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
@@ -409,6 +410,34 @@ def read_checked(out: Path, command: str) -> tuple[dict, dict]:
     return rec, json.loads(res_file.read_text())
 
 
+def checkpoints_of(recipe: dict) -> list[str]:
+    """The names of the shipped checkpoints whose networks the units of ``recipe`` use."""
+    kind = recipe["kind"]
+    if kind in ("identity", "ceiling"):
+        names = [name for name, _ in recipe["models"].values()]
+    elif kind == "hybrid":
+        names = [recipe["local"][0], recipe["global_"][0]]
+    else:  # gap
+        names = [recipe["local"], recipe["global_"][0]]
+    return sorted(set(names) | ({recipe["classifier"]} if "classifier" in recipe else set()))
+
+
+def checkpoint_hashes(recipe: dict) -> dict[str, str]:
+    """``{name: SHA-256 of model.pt}`` of the checkpoints of ``recipe`` that exist now (shipped or cached)."""
+    out = {}
+    for name in checkpoints_of(recipe):
+        try:
+            out[name] = checkpoints.record(name)["sha256"]
+        except FileNotFoundError:
+            pass  # not trained yet: the run trains it (checkpoints.pretrained) and records it then
+    return out
+
+
+def _stale_checkpoints(rec: dict, now: dict[str, str]) -> dict:
+    """The checkpoints whose SHA-256 differs between a result's record and ``now``: ``{name: (recorded, now)}``."""
+    return {n: (h, now[n]) for n, h in rec.get("checkpoints", {}).items() if n in now and now[n] != h}
+
+
 def _recipe_diff(old: dict, new: dict) -> dict:
     """What differs between two recipes, except that ``new`` may add models (new units; the finished ones stay)."""
     diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if k != "models" and old.get(k) != new.get(k)}
@@ -432,7 +461,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
     out = (Path(directory) if directory is not None else results_dir()) / name
     out.mkdir(parents=True, exist_ok=True)
     res_file, rec_file, log_file = out / "results.json", out / "record.json", out / "run.log"
-    done, seconds_before = {}, 0.0
+    done, seconds_before, cpu_before = {}, 0.0, 0.0
     if res_file.exists() and not restart:
         old = json.loads(res_file.read_text())
         diff = _recipe_diff(old["recipe"], recipe)
@@ -440,21 +469,30 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
             raise ValueError(f"{res_file} was computed with another recipe (on disk, now): {diff}; "
                              "pass restart=True (--restart) to discard it")
         done = {u: v for u, v in old["units"].items() if u in todo_all}
-        seconds_before = float(json.loads(rec_file.read_text()).get("seconds", 0.0)) if rec_file.exists() else 0.0
+        old_rec = json.loads(rec_file.read_text()) if rec_file.exists() else {}
+        stale = _stale_checkpoints(old_rec, checkpoint_hashes(recipe))
+        if stale:
+            raise ValueError(f"{res_file} was computed with other versions of the checkpoints {sorted(stale)} "
+                             f"(SHA-256 recorded, now: {stale}); pass restart=True (--restart) to recompute it")
+        seconds_before = float(old_rec.get("seconds", 0.0))
+        cpu_before = old_rec.get("cpu_seconds") if old_rec else 0.0   # None: not measured from the start
     if threads is not None:
         torch.set_num_threads(int(threads))
     dev = torch.device(device) if device is not None else default_device()
     command = f"python -m localdiff_lib.shipped run {name}" + (f" --threads {threads}" if threads else "") + (
         f" --device {device}" if device else "")
-    started, t_run = provenance(dev), time.perf_counter()
+    started, t_run, c_run = provenance(dev), time.perf_counter(), time.process_time()
 
     def save() -> dict:
         atomic_write(res_file, json.dumps(dict(recipe=recipe, units=done)) + "\n")
         finished = [u for u in todo_all if u in done]
         record = dict(name=name, command=command, recipe=recipe, finished_units=finished,
                       complete=len(finished) == len(todo_all),
-                      seconds=round(seconds_before + time.perf_counter() - t_run, 1), **started,
-                      sha256=sha256(res_file), size_bytes=res_file.stat().st_size)
+                      seconds=round(seconds_before + time.perf_counter() - t_run, 1),
+                      **({} if cpu_before is None else
+                         {"cpu_seconds": round(cpu_before + time.process_time() - c_run, 1)}), **started,
+                      checkpoints=checkpoint_hashes(recipe), sha256=sha256(res_file),
+                      size_bytes=res_file.stat().st_size)
         atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
         return record
 
@@ -481,6 +519,11 @@ def load(name: str, directory: str | Path | None = None) -> dict:
     """The shipped result ``name`` (``{"recipe", "units", "record"}``) after checking its SHA-256."""
     out = (Path(directory) if directory is not None else results_dir()) / name
     rec, res = read_checked(out, f"python -m localdiff_lib.shipped run {name}")
+    stale = _stale_checkpoints(rec, checkpoint_hashes(res["recipe"]))
+    if stale:
+        raise ValueError(f"the result {name!r} was computed with other versions of the checkpoints {sorted(stale)} "
+                         f"than those shipped now (SHA-256 recorded, now: {stale}); recompute it with "
+                         f"`python -m localdiff_lib.shipped run {name} --restart`")
     res["record"] = rec
     return res
 

@@ -120,6 +120,8 @@ def test_training_command_writes_model_record_and_log(tmp_path, monkeypatch, one
     rec = checkpoints.main(["train", "tiny", "--dir", str(tmp_path)]) == 0 and checkpoints.record("tiny", tmp_path)
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["model.pt", "record.json", "train.log"]
     assert rec["steps"] == 200 and set(rec["held_out"]["values"]) == {"r=1", "r=2"}
+    # wall time and the process's CPU time (which a paused process does not count): on one thread, close
+    assert 0 < rec["cpu_seconds"] <= 1.5 * rec["seconds"] + 0.5, rec
     assert checkpoints.available(tmp_path) == ["tiny"]
     checkpoints.check("tiny", tmp_path)
     # the same recipe trained again gives the same weights (seeded): the checkpoint is reproducible on one machine
@@ -148,6 +150,7 @@ def test_doubling_recipe_stops_when_converged_and_resumes(tmp_path, monkeypatch,
     done = checkpoints.train("tiny", tmp_path / "a")
     whole = checkpoints.train("tiny", tmp_path / "b")
     assert done["complete"] and done["steps"] == 160 and done["held_out_curve"]["steps"] == [40, 80, 160]
+    assert done["cpu_seconds"] > part["cpu_seconds"] > 0   # CPU time adds up over the calls, like the wall time
     assert done["held_out_curve"]["values"] == whole["held_out_curve"]["values"]
     assert done["sha256"] == whole["sha256"]
     c = done["held_out_curve"]

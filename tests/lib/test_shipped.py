@@ -29,7 +29,7 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
     rec = shipped.run("identity-mnist", tmp_path, recipe=recipe)                    # resumes with the other unit
     assert rec["complete"] and rec["finished_units"] == shipped.units(recipe)
     assert "resuming with 1 finished units" in (tmp_path / "identity-mnist" / "run.log").read_text()
-    for key in ("command", "git_commit", "machine", "torch", "seconds", "sha256"):
+    for key in ("command", "git_commit", "machine", "torch", "seconds", "cpu_seconds", "sha256"):
         assert key in rec
     res = shipped.load("identity-mnist", tmp_path)
     # the stored verdicts are those of evaluate.identity_curves with the recipe's images, noise and sampler
@@ -54,6 +54,17 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
     rec = shipped.run("identity-mnist", tmp_path, recipe=more, max_units=0)
     assert rec["finished_units"] == [u for u in shipped.units(more) if "c16" in u] and not rec["complete"]
     assert shipped.load("identity-mnist", tmp_path)["units"]["local r=1 (c16) | authors"] == unit
+    # the record names the checkpoints the units used; another version of one is refused, by a run and by load
+    assert rec["checkpoints"] == {n: checkpoints.record(n)["sha256"]
+                                  for n in ("mnist-classifier", "mnist-global-small", "mnist-local-c16")}
+    rec_file = tmp_path / "identity-mnist" / "record.json"
+    good = rec_file.read_text()
+    rec_file.write_text(json.dumps(dict(rec, checkpoints=dict(rec["checkpoints"], **{"mnist-local-c16": "0" * 64}))))
+    with pytest.raises(ValueError, match=r"other versions of the checkpoints \['mnist-local-c16'\].*--restart"):
+        shipped.load("identity-mnist", tmp_path)
+    with pytest.raises(ValueError, match=r"other versions of the checkpoints \['mnist-local-c16'\].*--restart"):
+        shipped.run("identity-mnist", tmp_path, recipe=more, max_units=0)
+    rec_file.write_text(good)
     # a changed file fails its hash
     (tmp_path / "identity-mnist" / "results.json").write_text(json.dumps(dict(recipe=recipe, units={})))
     with pytest.raises(ValueError, match="does not match the SHA-256"):
@@ -156,6 +167,8 @@ def test_shipped_results_reload_complete_with_their_recipe(name):
     assert res["recipe"] == json.loads(json.dumps(shipped.RECIPES[name]))
     assert rec["command"].startswith(f"python -m localdiff_lib.shipped run {name}") and rec["git_commit"]
     recipe = res["recipe"]
+    # computed with the checkpoints shipped now (load checks the hashes of those the record names: all of them)
+    assert sorted(rec["checkpoints"]) == shipped.checkpoints_of(recipe)
     for unit in res["units"].values():
         if recipe["kind"] == "identity":
             for verdict in ("class_kept", "instance_kept"):
