@@ -3,13 +3,13 @@
 A recipe (:data:`RECIPES`) says what to compute, as a list of independent **units** (one model with one sampler,
 ...). ``python -m localdiff_lib.shipped run NAME`` computes them one at a time into ``localdiff_lib/results/NAME/``:
 ``results.json`` (the recipe and one entry per finished unit), ``record.json`` (command, recipe, finished units,
-machine, torch, git commit, wall time and CPU time, SHA-256 of ``results.json``) and ``run.log``. Both JSON files are rewritten
-atomically after every unit, so an interrupted run keeps what it finished and the same command resumes it; a recipe
-that differs from the one on disk is refused (``--restart`` discards it), except that a recipe may add models: their
-units are computed, the finished ones kept. The record names the SHA-256 of every checkpoint the units use; a
-run refuses to add to a result computed with another version of one, and :func:`load` refuses to read it. :func:`load`
-reads a result back and checks its hash; ``python -m localdiff_lib.shipped list`` does so for every shipped result. (The CMI maps have the same
-layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
+machine, torch, git commit, wall time and CPU time, SHA-256 of ``results.json`` and of every checkpoint the units
+use) and ``run.log``. Both JSON files are rewritten atomically after every unit, so an interrupted run keeps what it
+finished and the same command resumes it; a recipe that differs from the one on disk is refused (``--restart``
+discards it), except that a recipe may add models: their units are computed, the finished ones kept. A run refuses
+to add to a result computed with another version of a checkpoint, and :func:`load`, which reads a result back and
+checks its hash, refuses to read it; ``python -m localdiff_lib.shipped list`` loads every shipped result. (The CMI
+maps have the same layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
 
 Recipes:
 
@@ -55,8 +55,9 @@ from .data import load_dataset, subset
 from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
-__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "checkpoint_hashes", "identity_data", "identity_summary", "hybrid_data", "kept_images",
-           "gap_data", "gap_values", "ceiling_data", "ceiling_values", "ceiling_r2", "pack_bits", "unpack_bits", "main"]
+__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "checkpoint_hashes", "identity_data",
+           "identity_summary", "hybrid_data", "kept_images", "gap_data", "gap_values", "ceiling_data", "ceiling_values",
+           "ceiling_r2", "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
 
@@ -486,6 +487,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
     command = f"python -m localdiff_lib.shipped run {name}" + (f" --threads {threads}" if threads else "") + (
         f" --device {device}" if device else "")
     started, t_run, c_run = provenance(dev), time.perf_counter(), time.process_time()
+    used = checkpoint_hashes(recipe)  # as the run starts; a checkpoint trained by the run is added when it exists
 
     def save() -> dict:
         atomic_write(res_file, json.dumps(dict(recipe=recipe, units=done)) + "\n")
@@ -495,7 +497,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
                       seconds=round(seconds_before + time.perf_counter() - t_run, 1),
                       **({} if cpu_before is None else
                          {"cpu_seconds": round(cpu_before + time.process_time() - c_run, 1)}), **started,
-                      checkpoints=checkpoint_hashes(recipe), sha256=sha256(res_file),
+                      checkpoints={**checkpoint_hashes(recipe), **used}, sha256=sha256(res_file),
                       size_bytes=res_file.stat().st_size)
         atomic_write(rec_file, json.dumps(record, indent=2) + "\n")
         return record
