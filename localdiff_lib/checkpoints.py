@@ -44,8 +44,8 @@ from .data import cache_dir, load_dataset
 from .models import build_model
 from .train import fit, held_out_loss, load_checkpoint, save_checkpoint
 
-__all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "load", "pretrained", "train", "check",
-           "local_denoisers", "global_unet", "classifier", "sha256", "provenance"]
+__all__ = ["RECIPES", "HELD_OUT", "shipped_dir", "available", "record", "summary", "load", "pretrained", "train",
+           "check", "local_denoisers", "global_unet", "classifier", "sha256", "provenance"]
 
 HELD_OUT = 2000
 _METRIC_NAME = {"denoiser": "train.held_out_loss on the first {n} {dataset} test images (seed 1234)",
@@ -198,6 +198,24 @@ def record(name: str, directory: str | Path | None = None) -> dict:
                          "(git checkout) or train the checkpoint again")
     return rec
 
+
+def summary(name: str, directory: str | Path | None = None) -> str:
+    """Checkpoint ``name``'s record in a few printed lines: steps, batch, time, machine and command; for a recipe trained
+    by doublings, each model's held-out loss over the last doubling and whether it converged by the recipe's rule;
+    the record's note on its time, if any. Chapters print it beside the shipped models they load."""
+    rec = record(name, directory)
+    threads = rec.get("threads")
+    lines = [f"{rec['name']}: {rec['steps']} steps at batch {rec['recipe']['fit']['batch_size']}, "
+             f"{rec['seconds']:.0f} s on {rec['machine']} ({rec['device']}"
+             + ("" if threads is None else f", {threads} thread{'s' if threads != 1 else ''}") + f"), `{rec['command']}`"]
+    curve = rec.get("held_out_curve")
+    if curve is not None:
+        lines.append(f"   held-out loss over the last doubling (converged: less than {curve['tol']:.0%} lower): " + ", ".join(
+            f"{k} {v[-2]:.4f} -> {v[-1]:.4f} ({v[-1] / v[-2] - 1:+.1%}, {'converged' if curve['converged'][k] else 'not converged'})"
+            for k, v in curve["values"].items()))
+    if "seconds_note" in rec:
+        lines.append(f"   time: {rec['seconds_note']}")
+    return "\n".join(lines)
 
 def load(name: str, directory: str | Path | None = None, device: str | torch.device = "cpu") -> dict[str, nn.Module]:
     """Load checkpoint ``name``: a dict key -> model in eval mode (keys as in the recipe, e.g. ``"r=3"``, ``"global"``).

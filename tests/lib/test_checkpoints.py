@@ -177,6 +177,18 @@ def test_converged_is_the_last_doubling_rule():
 
 
 
+@pytest.mark.parametrize("name", ["mnist-global-unet", "mnist-local-family", "mnist-classifier"])
+def test_the_summary_states_each_models_last_doubling_and_verdict(name):
+    rec, text = checkpoints.record(name), checkpoints.summary(name)
+    assert text.startswith(f"{name}: {rec['steps']} steps at batch {rec['recipe']['fit']['batch_size']}, ")
+    assert f"`{rec['command']}`" in text and ("time: " in text) == ("seconds_note" in rec)
+    assert "time: " + rec.get("seconds_note", "") in text or "seconds_note" not in rec
+    curve = rec.get("held_out_curve")
+    assert ("held-out loss" in text) == (curve is not None)
+    for key, values in (curve or {"values": {}})["values"].items():
+        verdict = "converged" if curve["converged"][key] else "not converged"
+        assert f"{key} {values[-2]:.4f} -> {values[-1]:.4f} ({values[-1] / values[-2] - 1:+.1%}, {verdict})" in text
+
 def test_the_shipped_classifier_reaches_99_percent_on_the_whole_test_split():
     # the identity-loss and sample-quality measurements need a classifier of at least 99 % test accuracy
     # (recomputed here on all 10,000 MNIST test digits, never seen in training)

@@ -158,7 +158,7 @@ def test_ceiling_units_store_the_ceiling_and_network_errors(tmp_path, one_thread
         shipped.ceiling_data(recipe, "test")
 
 
-@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "gap-mnist", "ceiling-mnist"])
+@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "hybrid-mnist-long", "gap-mnist", "ceiling-mnist"])
 def test_shipped_results_reload_complete_with_their_recipe(name):
     res = shipped.load(name)                                        # checks the SHA-256
     rec = res["record"]
