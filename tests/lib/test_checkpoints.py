@@ -18,7 +18,8 @@ SHIPPED = checkpoints.available()
 
 #: the checkpoints the chapters load (the others are shipped when their training run is done)
 USED = ({f"{d}-{k}" for d in ("mnist", "fashion-mnist") for k in ("local-c16", "global-small")}
-        | {"mnist-classifier", "mnist-local-family", "mnist-authors-local", "mnist-global-unet"})
+        | {"mnist-classifier", "mnist-local-family", "mnist-local-fixed-depth", "mnist-authors-local",
+           "mnist-global-unet"})
 
 
 def test_the_shipped_set_is_complete_and_small():
