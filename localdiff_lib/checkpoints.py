@@ -207,15 +207,21 @@ def summary(name: str, directory: str | Path | None = None) -> str:
     threads = rec.get("threads")
     lines = [f"{rec['name']}: {rec['steps']} steps at batch {rec['recipe']['fit']['batch_size']}, "
              f"{rec['seconds']:.0f} s on {rec['machine']} ({rec['device']}"
-             + ("" if threads is None else f", {threads} thread{'s' if threads != 1 else ''}") + f"), `{rec['command']}`"]
+             + ("" if threads is None else f", {threads} thread{'s' if threads != 1 else ''}")
+             + f"), `{rec['command']}`"]
     curve = rec.get("held_out_curve")
     if curve is not None:
-        lines.append(f"   held-out loss over the last doubling (converged: less than {curve['tol']:.0%} lower): " + ", ".join(
-            f"{k} {v[-2]:.4f} -> {v[-1]:.4f} ({v[-1] / v[-2] - 1:+.1%}, {'converged' if curve['converged'][k] else 'not converged'})"
-            for k, v in curve["values"].items()))
+        def last(k, v):
+            verdict = "converged" if curve["converged"][k] else "not converged"
+            if len(v) < 2:  # one measurement says nothing about convergence
+                return f"{k} {v[-1]:.4f} (one measurement, {verdict})"
+            return f"{k} {v[-2]:.4f} -> {v[-1]:.4f} ({v[-1] / v[-2] - 1:+.1%}, {verdict})"
+        lines.append(f"   held-out loss over the last doubling (converged: less than {curve['tol']:.0%} lower): "
+                     + ", ".join(last(k, v) for k, v in curve["values"].items()))
     if "seconds_note" in rec:
         lines.append(f"   time: {rec['seconds_note']}")
     return "\n".join(lines)
+
 
 def load(name: str, directory: str | Path | None = None, device: str | torch.device = "cpu") -> dict[str, nn.Module]:
     """Load checkpoint ``name``: a dict key -> model in eval mode (keys as in the recipe, e.g. ``"r=3"``, ``"global"``).

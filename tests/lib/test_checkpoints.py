@@ -148,6 +148,10 @@ def test_doubling_recipe_stops_when_converged_and_resumes(tmp_path, monkeypatch,
     part = checkpoints.train("tiny", tmp_path / "a", until=80)
     assert part["steps"] == 80 and not part["complete"] and part["held_out_curve"]["steps"] == [40, 80]
     assert (tmp_path / "a" / "tiny" / checkpoints.WORK_FILE).exists()
+    # the printed summary of a record with one measurement says so (no doubling to compare)
+    checkpoints.train("tiny", tmp_path / "e", until=40)
+    assert "r=1 " in checkpoints.summary("tiny", tmp_path / "e") and "(one measurement, not converged)" in \
+        checkpoints.summary("tiny", tmp_path / "e")
     done = checkpoints.train("tiny", tmp_path / "a")
     whole = checkpoints.train("tiny", tmp_path / "b")
     assert done["complete"] and done["steps"] == 160 and done["held_out_curve"]["steps"] == [40, 80, 160]
