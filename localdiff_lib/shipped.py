@@ -7,8 +7,9 @@ machine, torch, git commit, wall time and CPU time, SHA-256 of ``results.json`` 
 use) and ``run.log``. Both JSON files are rewritten atomically after every unit, so an interrupted run keeps what it
 finished and the same command resumes it; a recipe that differs from the one on disk is refused (``--restart``
 discards it), except that a recipe may add models: their units are computed, the finished ones kept. A run refuses
-to add to a result computed with another version of a checkpoint, and :func:`load`, which reads a result back and
-checks its hash, refuses to read it; ``python -m localdiff_lib.shipped list`` loads every shipped result. (The CMI
+to add to a result computed with another version of a checkpoint (``--refresh`` recomputes the units that used it,
+``--restart`` all), and :func:`load`, which reads a result back and checks its hash, refuses to read it;
+``python -m localdiff_lib.shipped list`` loads every shipped result. (The CMI
 maps have the same layout, written by :mod:`localdiff_lib.cmi_map`, whose units are times.)
 
 Recipes:
@@ -55,9 +56,9 @@ from .data import load_dataset, subset
 from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
-__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "checkpoint_hashes", "identity_data",
-           "identity_summary", "hybrid_data", "kept_images", "gap_data", "gap_values", "ceiling_data", "ceiling_values",
-           "ceiling_r2", "pack_bits", "unpack_bits", "main"]
+__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "unit_checkpoints", "checkpoint_hashes",
+           "identity_data", "identity_summary", "hybrid_data", "kept_images", "gap_data", "gap_values", "ceiling_data",
+           "ceiling_values", "ceiling_r2", "pack_bits", "unpack_bits", "main"]
 
 _T_FINE = [round(0.05 * k, 2) for k in range(1, 19)]          # 0.05, 0.10, ..., 0.90
 
@@ -427,6 +428,15 @@ def checkpoints_of(recipe: dict) -> list[str]:
     return sorted(set(names) | ({recipe["classifier"]} if "classifier" in recipe else set()))
 
 
+def unit_checkpoints(recipe: dict, unit: str) -> list[str]:
+    """The checkpoints one unit of ``recipe`` uses: its own model's and the classifier for an ``identity`` unit
+    (``"MODEL | SOLVER"``), all of :func:`checkpoints_of` for the other kinds (each unit uses every model)."""
+    if recipe["kind"] != "identity":
+        return checkpoints_of(recipe)
+    model = unit.split(" | ")[0]
+    return sorted({recipe["models"][model][0]} | ({recipe["classifier"]} if "classifier" in recipe else set()))
+
+
 def checkpoint_hashes(recipe: dict) -> dict[str, str]:
     """``{name: SHA-256 of model.pt}`` of the checkpoints of ``recipe`` that exist now (shipped or cached)."""
     out = {}
@@ -452,12 +462,15 @@ def _recipe_diff(old: dict, new: dict) -> dict:
 
 
 def run(name: str, directory: str | Path | None = None, device: str | None = None, threads: int | None = None,
-        restart: bool = False, recipe: dict | None = None, max_units: int | None = None) -> dict:
+        restart: bool = False, recipe: dict | None = None, max_units: int | None = None,
+        refresh: bool = False) -> dict:
     """Compute recipe ``name`` into ``directory/NAME/`` (default: the shipped results) and return its record.
 
     Resumes an interrupted run; refuses a recipe that differs from the one on disk unless ``restart`` (added models
-    are new units). ``recipe``
-    replaces the named one (tests); ``max_units`` stops after that many more units.
+    are new units). A result computed with another version of a checkpoint is refused too, unless ``restart`` or
+    ``refresh``: ``refresh`` discards only the units that used a changed checkpoint (:func:`unit_checkpoints`) and
+    computes them again. ``recipe`` replaces the named one (tests); ``max_units`` stops after that many more units.
+    The record's ``seconds`` add every call, discarded units included.
     """
     if recipe is None and name not in RECIPES:
         raise ValueError(f"unknown result recipe {name!r}; the recipes are: {', '.join(RECIPES)}")
@@ -466,7 +479,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
     out = (Path(directory) if directory is not None else results_dir()) / name
     out.mkdir(parents=True, exist_ok=True)
     res_file, rec_file, log_file = out / "results.json", out / "record.json", out / "run.log"
-    done, seconds_before, cpu_before = {}, 0.0, 0.0
+    done, seconds_before, cpu_before, stale, dropped = {}, 0.0, 0.0, {}, []
     if res_file.exists() and not restart:
         old = json.loads(res_file.read_text())
         diff = _recipe_diff(old["recipe"], recipe)
@@ -476,9 +489,12 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
         done = {u: v for u, v in old["units"].items() if u in todo_all}
         old_rec = json.loads(rec_file.read_text()) if rec_file.exists() else {}
         stale = _stale_checkpoints(old_rec, checkpoint_hashes(recipe))
-        if stale:
+        if stale and not refresh:
             raise ValueError(f"{res_file} was computed with other versions of the checkpoints {sorted(stale)} "
-                             f"(SHA-256 recorded, now: {stale}); pass restart=True (--restart) to recompute it")
+                             f"(SHA-256 recorded, now: {stale}); pass refresh=True (--refresh) to recompute the units "
+                             "that used them, or restart=True (--restart) to recompute it all")
+        dropped = sorted(u for u in done if set(unit_checkpoints(recipe, u)) & set(stale))
+        done = {u: v for u, v in done.items() if u not in dropped}
         seconds_before = float(old_rec.get("seconds", 0.0))
         cpu_before = old_rec.get("cpu_seconds") if old_rec else 0.0   # None: not measured from the start
     if threads is not None:
@@ -509,6 +525,9 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
 
         todo = [u for u in todo_all if u not in done][:max_units]
         log(f"# {command}" + (f" (resuming with {len(done)} finished units)" if done else ""))
+        if stale:
+            log(f"# refresh: checkpoints {sorted(stale)} changed (SHA-256 recorded, now: {stale}); "
+                f"{len(dropped)} units that used them are discarded: {dropped}")
         record = save()
         cache: dict = {}
         for unit in todo:
@@ -528,8 +547,8 @@ def load(name: str, directory: str | Path | None = None) -> dict:
     stale = _stale_checkpoints(rec, checkpoint_hashes(res["recipe"]))
     if stale:
         raise ValueError(f"the result {name!r} was computed with other versions of the checkpoints {sorted(stale)} "
-                         f"than those shipped now (SHA-256 recorded, now: {stale}); recompute it with "
-                         f"`python -m localdiff_lib.shipped run {name} --restart`")
+                         f"than those shipped now (SHA-256 recorded, now: {stale}); recompute the units that used "
+                         f"them with `python -m localdiff_lib.shipped run {name} --refresh`")
     res["record"] = rec
     return res
 
@@ -543,11 +562,13 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--restart", action="store_true", help="discard a result computed with another recipe")
+    p.add_argument("--refresh", action="store_true",
+                   help="recompute only the units that used a checkpoint changed since the result was computed")
     sub.add_parser("list", help="list the recipes and what is shipped (each shipped result reloaded, hash checked)")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         for name in args.names:
-            rec = run(name, args.directory, args.device, args.threads, args.restart)
+            rec = run(name, args.directory, args.device, args.threads, args.restart, refresh=args.refresh)
             print(f"{name}: {len(rec['finished_units'])}/{len(units(rec['recipe']))} units, {rec['seconds']:.0f} s, "
                   f"sha256 {rec['sha256'][:16]}...")
         return 0

@@ -60,11 +60,30 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
     rec_file = tmp_path / "identity-mnist" / "record.json"
     good = rec_file.read_text()
     rec_file.write_text(json.dumps(dict(rec, checkpoints=dict(rec["checkpoints"], **{"mnist-local-c16": "0" * 64}))))
-    with pytest.raises(ValueError, match=r"other versions of the checkpoints \['mnist-local-c16'\].*--restart"):
+    with pytest.raises(ValueError, match=r"other versions of the checkpoints \['mnist-local-c16'\].*--refresh"):
         shipped.load("identity-mnist", tmp_path)
-    with pytest.raises(ValueError, match=r"other versions of the checkpoints \['mnist-local-c16'\].*--restart"):
+    with pytest.raises(ValueError,
+                       match=r"other versions of the checkpoints \['mnist-local-c16'\].*--refresh.*--restart"):
         shipped.run("identity-mnist", tmp_path, recipe=more, max_units=0)
     rec_file.write_text(good)
+    # refresh: an identity unit uses its own model's checkpoint and the classifier; only the units of a changed
+    # checkpoint are discarded and computed again, the others are kept as they were
+    assert shipped.unit_checkpoints(more, "global (small U-Net) | euler") == ["mnist-classifier", "mnist-global-small"]
+    assert shipped.unit_checkpoints(more, "local r=1 (c16) | ode") == ["mnist-classifier", "mnist-local-c16"]
+    rec = shipped.run("identity-mnist", tmp_path, recipe=more)
+    assert rec["complete"]
+    before = shipped.load("identity-mnist", tmp_path)["units"]
+    rec_file.write_text(json.dumps(dict(rec, checkpoints=dict(rec["checkpoints"], **{"mnist-global-small": "0" * 64}))))
+    rec = shipped.run("identity-mnist", tmp_path, recipe=more, refresh=True, max_units=0)
+    assert rec["finished_units"] == [u for u in shipped.units(more) if "c16" in u]
+    assert rec["checkpoints"]["mnist-global-small"] == checkpoints.record("mnist-global-small")["sha256"]
+    assert "2 units that used them are discarded" in (tmp_path / "identity-mnist" / "run.log").read_text()
+    rec = shipped.run("identity-mnist", tmp_path, recipe=more)       # the discarded units, computed again
+    after = shipped.load("identity-mnist", tmp_path)["units"]
+    assert rec["complete"] and all(after[u] == before[u] for u in before if "c16" in u)
+    for u in (u for u in before if "U-Net" in u):      # the same checkpoint: the same verdicts (not the same seconds)
+        assert {k: v for k, v in after[u].items() if k != "seconds"} == {k: v for k, v in before[u].items()
+                                                                         if k != "seconds"}
     # a changed file fails its hash
     (tmp_path / "identity-mnist" / "results.json").write_text(json.dumps(dict(recipe=recipe, units={})))
     with pytest.raises(ValueError, match="does not match the SHA-256"):
