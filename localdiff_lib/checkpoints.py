@@ -200,9 +200,9 @@ def record(name: str, directory: str | Path | None = None) -> dict:
 
 
 def summary(name: str, directory: str | Path | None = None) -> str:
-    """Checkpoint ``name``'s record in a few printed lines: steps, batch, time, machine and command; for a recipe trained
-    by doublings, each model's held-out loss over the last doubling and whether it converged by the recipe's rule;
-    the record's note on its time, if any. Chapters print it beside the shipped models they load."""
+    """Checkpoint ``name``'s record in a few printed lines: steps, batch, time, machine and command; for a recipe
+    trained by doublings, each model's held-out loss over the last doubling and whether it converged by the recipe's
+    rule; the record's note on its time, if any. Chapters print it beside the shipped models they load."""
     rec = record(name, directory)
     threads = rec.get("threads")
     lines = [f"{rec['name']}: {rec['steps']} steps at batch {rec['recipe']['fit']['batch_size']}, "
