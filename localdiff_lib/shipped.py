@@ -56,7 +56,7 @@ from .data import load_dataset, subset
 from .info import PAPER_CROP, paper_a_pixel, paper_crop
 from .sampling import HybridSchedule, equal_compute_steps, sample
 
-__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "unit_checkpoints", "checkpoint_hashes",
+__all__ = ["RECIPES", "run", "load", "units", "checkpoints_of", "checkpoint_hashes",
            "identity_data", "identity_summary", "hybrid_data", "kept_images", "gap_data", "gap_values", "ceiling_data",
            "ceiling_values", "ceiling_r2", "pack_bits", "unpack_bits", "main"]
 
@@ -416,25 +416,19 @@ def read_checked(out: Path, command: str) -> tuple[dict, dict]:
     return rec, json.loads(res_file.read_text())
 
 
-def checkpoints_of(recipe: dict) -> list[str]:
-    """The names of the shipped checkpoints whose networks the units of ``recipe`` use."""
+def checkpoints_of(recipe: dict, unit: str | None = None) -> list[str]:
+    """The names of the shipped checkpoints whose networks the units of ``recipe`` use, or one ``unit`` uses: an
+    ``identity`` unit (``"MODEL | SOLVER"``) its own model's and the classifier, a unit of the other kinds all of them."""
     kind = recipe["kind"]
-    if kind in ("identity", "ceiling"):
+    if kind == "identity" and unit is not None:
+        names = [recipe["models"][unit.split(" | ")[0]][0]]
+    elif kind in ("identity", "ceiling"):
         names = [name for name, _ in recipe["models"].values()]
     elif kind == "hybrid":
         names = [recipe["local"][0], recipe["global_"][0]]
     else:  # gap
         names = [recipe["local"], recipe["global_"][0]]
     return sorted(set(names) | ({recipe["classifier"]} if "classifier" in recipe else set()))
-
-
-def unit_checkpoints(recipe: dict, unit: str) -> list[str]:
-    """The checkpoints one unit of ``recipe`` uses: its own model's and the classifier for an ``identity`` unit
-    (``"MODEL | SOLVER"``), all of :func:`checkpoints_of` for the other kinds (each unit uses every model)."""
-    if recipe["kind"] != "identity":
-        return checkpoints_of(recipe)
-    model = unit.split(" | ")[0]
-    return sorted({recipe["models"][model][0]} | ({recipe["classifier"]} if "classifier" in recipe else set()))
 
 
 def checkpoint_hashes(recipe: dict) -> dict[str, str]:
@@ -468,7 +462,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
 
     Resumes an interrupted run; refuses a recipe that differs from the one on disk unless ``restart`` (added models
     are new units). A result computed with another version of a checkpoint is refused too, unless ``restart`` or
-    ``refresh``: ``refresh`` discards only the units that used a changed checkpoint (:func:`unit_checkpoints`) and
+    ``refresh``: ``refresh`` discards only the units that used a changed checkpoint (:func:`checkpoints_of` a unit) and
     computes them again. ``recipe`` replaces the named one (tests); ``max_units`` stops after that many more units.
     The record's ``seconds`` add every call, discarded units included.
     """
@@ -493,7 +487,7 @@ def run(name: str, directory: str | Path | None = None, device: str | None = Non
             raise ValueError(f"{res_file} was computed with other versions of the checkpoints {sorted(stale)} "
                              f"(SHA-256 recorded, now: {stale}); pass refresh=True (--refresh) to recompute the units "
                              "that used them, or restart=True (--restart) to recompute it all")
-        dropped = sorted(u for u in done if set(unit_checkpoints(recipe, u)) & set(stale))
+        dropped = sorted(u for u in done if set(checkpoints_of(recipe, u)) & set(stale))
         done = {u: v for u, v in done.items() if u not in dropped}
         seconds_before = float(old_rec.get("seconds", 0.0))
         cpu_before = old_rec.get("cpu_seconds") if old_rec else 0.0   # None: not measured from the start

@@ -150,8 +150,8 @@ def test_doubling_recipe_stops_when_converged_and_resumes(tmp_path, monkeypatch,
     assert (tmp_path / "a" / "tiny" / checkpoints.WORK_FILE).exists()
     # the printed summary of a record with one measurement says so (no doubling to compare)
     checkpoints.train("tiny", tmp_path / "e", until=40)
-    assert "r=1 " in checkpoints.summary("tiny", tmp_path / "e") and "(one measurement, not converged)" in \
-        checkpoints.summary("tiny", tmp_path / "e")
+    one = checkpoints.summary("tiny", tmp_path / "e")
+    assert "r=1 " in one and "(one measurement, not converged)" in one
     done = checkpoints.train("tiny", tmp_path / "a")
     whole = checkpoints.train("tiny", tmp_path / "b")
     assert done["complete"] and done["steps"] == 160 and done["held_out_curve"]["steps"] == [40, 80, 160]
@@ -193,6 +193,7 @@ def test_the_summary_states_each_models_last_doubling_and_verdict(name):
     for key, values in (curve or {"values": {}})["values"].items():
         verdict = "converged" if curve["converged"][key] else "not converged"
         assert f"{key} {values[-2]:.4f} -> {values[-1]:.4f} ({values[-1] / values[-2] - 1:+.1%}, {verdict})" in text
+
 
 def test_the_shipped_classifier_reaches_99_percent_on_the_whole_test_split():
     # the identity-loss and sample-quality measurements need a classifier of at least 99 % test accuracy

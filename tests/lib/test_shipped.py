@@ -68,8 +68,8 @@ def test_identity_run_resume_refuse_load_and_summary(tmp_path, one_thread):
     rec_file.write_text(good)
     # refresh: an identity unit uses its own model's checkpoint and the classifier; only the units of a changed
     # checkpoint are discarded and computed again, the others are kept as they were
-    assert shipped.unit_checkpoints(more, "global (small U-Net) | euler") == ["mnist-classifier", "mnist-global-small"]
-    assert shipped.unit_checkpoints(more, "local r=1 (c16) | ode") == ["mnist-classifier", "mnist-local-c16"]
+    assert shipped.checkpoints_of(more, "global (small U-Net) | euler") == ["mnist-classifier", "mnist-global-small"]
+    assert shipped.checkpoints_of(more, "local r=1 (c16) | ode") == ["mnist-classifier", "mnist-local-c16"]
     rec = shipped.run("identity-mnist", tmp_path, recipe=more)
     assert rec["complete"]
     before = shipped.load("identity-mnist", tmp_path)["units"]
@@ -177,7 +177,8 @@ def test_ceiling_units_store_the_ceiling_and_network_errors(tmp_path, one_thread
         shipped.ceiling_data(recipe, "test")
 
 
-@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "hybrid-mnist-long", "gap-mnist", "ceiling-mnist"])
+@pytest.mark.parametrize("name", ["identity-mnist", "hybrid-mnist", "hybrid-mnist-long", "gap-mnist",
+                                  "ceiling-mnist"])
 def test_shipped_results_reload_complete_with_their_recipe(name):
     res = shipped.load(name)                                        # checks the SHA-256
     rec = res["record"]
